@@ -1,0 +1,65 @@
+// The VM harness against a real sched_ext kernel: what the guest provides, and its failure paths.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { runInVm, VmTimeoutError } from "../../vm/harness.js";
+
+test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, and files come back to the host", async () => {
+  const script = [
+    "set -e",
+    "uname -r > $SCXVM_OUT/uname",
+    "cat /sys/kernel/sched_ext/state > $SCXVM_OUT/scx-state",
+    "mkdir /sys/fs/cgroup/harness-probe",
+    "sleep 30 & pid=$!",
+    "echo $pid > /sys/fs/cgroup/harness-probe/cgroup.procs",
+    "cat /proc/$pid/cgroup > $SCXVM_OUT/moved",
+    "kill $pid",
+    "grep ' /sys/fs/bpf bpf ' /proc/mounts > $SCXVM_OUT/bpffs",
+    "cat /proc/pressure/cpu > $SCXVM_OUT/psi",
+    "grep ' /dev/shm tmpfs ' /proc/mounts > $SCXVM_OUT/shm",
+    "nproc > $SCXVM_OUT/nproc",
+    "echo written-in-guest > $SCXVM_OUT/hello",
+  ].join("\n");
+  const r = await runInVm({ command: script, cpus: 2, memoryMiB: 1024, timeoutMs: 90_000 });
+  const read = (f: string) => readFileSync(path.join(r.outDir, f), "utf8").trim();
+  assert.equal(r.exitCode, 0, r.output);
+  const [major, minor] = read("uname").split(".").map(Number);
+  assert.ok(
+    major! > 6 || (major === 6 && minor! >= 12),
+    `kernel ${read("uname")} is older than 6.12`,
+  );
+  assert.match(read("scx-state"), /^(disabled|enabled)$/);
+  assert.equal(read("moved"), "0::/harness-probe");
+  assert.match(read("bpffs"), /bpf/);
+  assert.match(read("psi"), /^some avg10=/);
+  assert.match(read("shm"), /tmpfs/);
+  assert.equal(read("nproc"), "2");
+  assert.equal(read("hello"), "written-in-guest");
+  assert.ok(r.guestBootMs > 0 && r.bootToCommandMs > 0);
+  console.log(
+    `# boot to command: ${r.bootToCommandMs} ms host wall, guest uptime ${r.guestBootMs} ms`,
+  );
+});
+
+test("guest: the command's exit status and output come back", async () => {
+  const r = await runInVm({
+    command: "echo to-stdout; echo to-stderr >&2; exit 7",
+    timeoutMs: 60_000,
+  });
+  assert.equal(r.exitCode, 7);
+  assert.match(r.output, /to-stdout/);
+  assert.match(r.output, /to-stderr/);
+});
+
+test("guest: over its time limit it is killed and the error names the limit", async () => {
+  const started = Date.now();
+  await assert.rejects(runInVm({ command: "sleep 600", timeoutMs: 15_000 }), (err: unknown) => {
+    assert.ok(err instanceof VmTimeoutError, String(err));
+    assert.match(err.message, /time limit of 15 s/);
+    assert.ok(err.serialLogPath && existsSync(err.serialLogPath), "serial log kept");
+    assert.match(readFileSync(err.serialLogPath, "utf8"), /@@SCXVM-START/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 25_000, "killed promptly at the limit");
+});

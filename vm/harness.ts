@@ -1,0 +1,241 @@
+// Runs a shell command as root inside a real sched_ext kernel under QEMU (software emulation),
+// with the host's root filesystem shared read-only and a writable results folder shared back.
+// See vm/guest-init for what the guest mounts; this module owns the host side.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The checkout this module belongs to (the folder holding package.json). */
+export const PROJECT_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, "package.json"))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error("scx-slo: cannot find the project root");
+    dir = parent;
+  }
+  return dir;
+})();
+/** Downloads and builds live here; SCX_SLO_CACHE moves it (tests use that to fake a bare machine). */
+const cacheDir = () => process.env.SCX_SLO_CACHE ?? path.join(PROJECT_ROOT, ".cache");
+
+export interface VmOptions {
+  /** Shell command (run by /bin/sh in the guest, cwd = project root unless `cwd` is given). */
+  command: string;
+  cpus?: number;
+  memoryMiB?: number;
+  /** Wall-clock limit for the whole VM, boot included. */
+  timeoutMs?: number;
+  /** Host folder the guest may write; created if missing. Default: a fresh folder under .cache/vm-runs. */
+  outDir?: string;
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Extra kernel command-line words. */
+  kernelArgs?: string[];
+  /** Called with each chunk the guest prints on its serial console (progress for long runs). */
+  onOutput?: (chunk: string) => void;
+}
+
+export interface VmResult {
+  exitCode: number;
+  /** The command's own stdout+stderr (without kernel console noise). */
+  output: string;
+  /** Folder on the host holding what the guest wrote (plus .output, .dmesg, .serial.log). */
+  outDir: string;
+  serialLog: string;
+  dmesg: string;
+  /** Guest uptime when the command started, in ms (kernel boot + init). */
+  guestBootMs: number;
+  /** Host wall time from starting QEMU to the command starting, in ms. */
+  bootToCommandMs: number;
+  wallMs: number;
+}
+
+export class VmError extends Error {
+  constructor(
+    message: string,
+    readonly serialLogPath?: string,
+  ) {
+    super(message);
+    this.name = "VmError";
+  }
+}
+/** The guest did not finish within its limit and was killed. */
+export class VmTimeoutError extends VmError {
+  override name = "VmTimeoutError";
+}
+/** The guest kernel oopsed or panicked: a platform fault, not a failure of the code under test. */
+export class GuestKernelCrash extends VmError {
+  override name = "GuestKernelCrash";
+}
+
+export interface KernelImage {
+  version: string;
+  dir: string;
+  vmlinuz: string;
+  initramfs: string;
+}
+
+/** The cached sched_ext kernel, or a VmError naming the setup command. */
+export function findKernel(): KernelImage {
+  const current = path.join(cacheDir(), "kernel", "current");
+  if (!existsSync(current)) {
+    throw new VmError(
+      `no sched_ext kernel in ${path.join(cacheDir(), "kernel")}: run \`make setup\` (as root)`,
+    );
+  }
+  const version = readFileSync(current, "utf8").trim();
+  const dir = path.join(cacheDir(), "kernel", version);
+  const image = {
+    version,
+    dir,
+    vmlinuz: path.join(dir, "vmlinuz"),
+    initramfs: path.join(dir, "initramfs.cpio.gz"),
+  };
+  for (const f of [image.vmlinuz, image.initramfs]) {
+    if (!existsSync(f)) throw new VmError(`missing ${f}: run \`make setup\` (as root)`);
+  }
+  return image;
+}
+
+export function findQemu(): string {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    const candidate = path.join(dir, "qemu-system-x86_64");
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new VmError("qemu-system-x86_64 not found: run `make setup` (as root)");
+}
+
+const CRASH_PATTERNS = [
+  /Kernel panic - not syncing/,
+  /\bOops: /,
+  /BUG: kernel NULL pointer/,
+  /general protection fault/,
+];
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function writeRunScript(opts: VmOptions, outDir: string): void {
+  const env = {
+    HOME: "/root",
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    LANG: "C.UTF-8",
+    SCXVM: "1",
+    SCXVM_OUT: outDir,
+    ...opts.env,
+  };
+  const lines = [
+    "#!/bin/sh",
+    // The guest has no network and no terminal; keep tools from probing either.
+    ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `cd ${shellQuote(opts.cwd ?? PROJECT_ROOT)} || exit 126`,
+    `/bin/sh -c ${shellQuote(opts.command)}`,
+    `echo $? > ${shellQuote(path.join(outDir, ".exit-status"))}`,
+  ];
+  writeFileSync(path.join(outDir, ".run.sh"), lines.join("\n") + "\n");
+}
+
+export function newRunDir(label = "run"): string {
+  const base = path.join(cacheDir(), "vm-runs");
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(path.join(base, `${label}-`));
+}
+
+export async function runInVm(opts: VmOptions): Promise<VmResult> {
+  const qemu = findQemu();
+  const kernel = findKernel();
+  // Keep the initramfs in step with vm/guest-init (a no-op when it is current).
+  execFileSync(path.join(PROJECT_ROOT, "vm", "make-initramfs.sh"), [kernel.dir], {
+    stdio: "inherit",
+  });
+  const outDir = path.resolve(opts.outDir ?? newRunDir());
+  mkdirSync(outDir, { recursive: true });
+  writeRunScript(opts, outDir);
+  const serialLogPath = path.join(outDir, ".serial.log");
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const cpus = opts.cpus ?? 2;
+  const memoryMiB = opts.memoryMiB ?? 2048;
+
+  const append = [
+    "console=ttyS0",
+    "quiet",
+    "panic=-1",
+    "psi=1",
+    `scxvm.out=${outDir}`,
+    ...(opts.kernelArgs ?? []),
+  ].join(" ");
+  const args = [
+    ...["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", String(cpus), "-m", String(memoryMiB)],
+    ...["-kernel", kernel.vmlinuz, "-initrd", kernel.initramfs, "-append", append],
+    ...["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on"],
+    ...["-virtfs", `local,path=${outDir},mount_tag=results,security_model=none`],
+    ...["-display", "none", "-serial", "stdio", "-monitor", "none", "-nic", "none", "-no-reboot"],
+  ];
+
+  const started = Date.now();
+  let serial = "";
+  let commandStartedAt = 0;
+  const child = spawn(qemu, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const onChunk = (buf: Buffer) => {
+    const text = buf.toString("utf8");
+    serial += text;
+    if (!commandStartedAt && serial.includes("@@SCXVM-START")) commandStartedAt = Date.now();
+    opts.onOutput?.(text);
+  };
+  child.stdout.on("data", onChunk);
+  child.stderr.on("data", onChunk);
+
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, timeoutMs);
+  const code: number | null = await new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (c) => resolve(c));
+  });
+  clearTimeout(timer);
+  const wallMs = Date.now() - started;
+  writeFileSync(serialLogPath, serial);
+
+  if (CRASH_PATTERNS.some((re) => re.test(serial))) {
+    throw new GuestKernelCrash(
+      `guest kernel crashed (oops/panic) - a platform fault, not a test failure; serial log: ${serialLogPath}`,
+      serialLogPath,
+    );
+  }
+  if (timedOut) {
+    throw new VmTimeoutError(
+      `guest exceeded its time limit of ${Math.round(timeoutMs / 1000)} s and was killed; serial log: ${serialLogPath}`,
+      serialLogPath,
+    );
+  }
+  const initFailure = /@@SCXVM-INIT-FAILED (.*)/.exec(serial);
+  if (initFailure) {
+    throw new VmError(
+      `guest init failed: ${initFailure[1]}; serial log: ${serialLogPath}`,
+      serialLogPath,
+    );
+  }
+  const statusFile = path.join(outDir, ".exit-status");
+  if (!existsSync(statusFile)) {
+    throw new VmError(
+      `guest ended (qemu exit ${code}) without the command's exit status; serial log: ${serialLogPath}`,
+      serialLogPath,
+    );
+  }
+  const readOr = (f: string) => (existsSync(f) ? readFileSync(f, "utf8") : "");
+  const startMatch = /@@SCXVM-START ([0-9.]+)/.exec(serial);
+  return {
+    exitCode: Number(readFileSync(statusFile, "utf8").trim()),
+    output: readOr(path.join(outDir, ".output")),
+    outDir,
+    serialLog: serialLogPath,
+    dmesg: readOr(path.join(outDir, ".dmesg")),
+    guestBootMs: startMatch ? Math.round(Number(startMatch[1]) * 1000) : NaN,
+    bootToCommandMs: commandStartedAt ? commandStartedAt - started : NaN,
+    wallMs,
+  };
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs everything scx-slo needs on Debian bookworm, as root, idempotently:
+#   - apt suites bookworm-backports / trixie-backports at a low pin (nothing else upgrades)
+#   - the toolchain (clang-19, libbpf 1.4.6, bpftool 7.5), QEMU 10, load tools
+#   - the newest Debian 7.x kernel with CONFIG_SCHED_CLASS_EXT=y, into .cache/kernel (git-ignored)
+#   - vmlinux.h from that kernel's BTF
+# A second run with everything present touches no network and takes seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="$ROOT/.cache"
+KDIR="$CACHE/kernel"
+STAMP="$CACHE/setup.done"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (apt-get and qemu's 9p share need it): sudo make setup"
+grep -q 'bookworm' /etc/os-release || say "warning: not Debian bookworm; package names may differ"
+
+APT_PKGS=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
+  busybox-static cpio xz-utils zstd rt-tests stress-ng curl)
+BACKPORT_PKGS=(libbpf-dev bpftool qemu-system-x86)
+
+host_tools_present() {
+  for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng; do
+    command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || return 1
+  done
+  [ -f /usr/include/bpf/libbpf.h ] || return 1
+}
+
+cache_present() {
+  [ -f "$KDIR/current" ] || return 1
+  local ver; ver=$(cat "$KDIR/current")
+  [ -f "$KDIR/$ver/vmlinuz" ] && [ -f "$KDIR/$ver/initramfs.cpio.gz" ] &&
+    [ -s "$KDIR/$ver/vmlinux.h" ]
+}
+
+if host_tools_present && cache_present && [ -f "$STAMP" ]; then
+  say "everything present (kernel $(cat "$KDIR/current")); nothing to do"
+  exit 0
+fi
+
+# --- apt suites ----------------------------------------------------------------------------
+SRC=/etc/apt/sources.list.d/scx-slo-backports.sources
+PIN=/etc/apt/preferences.d/scx-slo-backports.pref
+if [ ! -f "$SRC" ]; then
+  say "adding bookworm-backports and trixie-backports (low pin priority)"
+  cat > "$SRC" <<'SRCEOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports trixie trixie-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRCEOF
+  cat > "$PIN" <<'PINEOF'
+# scx-slo: never upgrade the host from these suites unless a package is asked for by -t.
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 100
+
+Package: *
+Pin: release n=trixie
+Pin-Priority: 50
+
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: 50
+PINEOF
+  rm -f "$CACHE/apt-updated"
+fi
+mkdir -p "$CACHE"
+if [ ! -f "$CACHE/apt-updated" ] || ! host_tools_present; then
+  say "apt-get update"
+  apt-get update -qq
+  touch "$CACHE/apt-updated"
+fi
+
+if ! host_tools_present; then
+  say "installing toolchain and load tools"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PKGS[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports "${BACKPORT_PKGS[@]}" >/dev/null
+  host_tools_present || die "toolchain still incomplete after apt-get install"
+fi
+
+# --- the sched_ext kernel -------------------------------------------------------------------
+mkdir -p "$KDIR"
+if ! cache_present; then
+  "$ROOT/vm/fetch-kernel.sh"
+fi
+touch "$STAMP"
+say "done: kernel $(cat "$KDIR/current")"
