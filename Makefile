@@ -21,7 +21,21 @@ node_modules/.package-lock.json: package-lock.json
 ts: deps
 	npx tsc -p tsconfig.json
 
-build: setup deps ts
+## bpf: the scheduler object (clang-19, vmlinux.h from the cached kernel's BTF)
+bpf: $(BUILD)/scx_slo.bpf.o
+$(BUILD)/scx_slo.bpf.o: bpf/scx_slo.bpf.c bpf/scx_slo.h bpf/policy.h | setup
+	@mkdir -p $(BUILD)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+
+## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
+native: $(BUILD)/scx-slo-loader
+$(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/common.h bpf/scx_slo.h | setup
+	@mkdir -p $(BUILD)
+	gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
+		-o $@ native/loader.c native/common.c native/serve.c -lbpf -lelf -lz
+
+build: setup deps bpf native ts
 
 lint: deps
 	npx eslint .

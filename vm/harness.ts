@@ -4,18 +4,9 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { findProjectRoot } from "../src/util/project-root.js";
 
-/** The checkout this module belongs to (the folder holding package.json). */
-export const PROJECT_ROOT = (() => {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error("scx-slo: cannot find the project root");
-    dir = parent;
-  }
-  return dir;
-})();
+export const PROJECT_ROOT = findProjectRoot();
 /** Downloads and builds live here; SCX_SLO_CACHE moves it (tests use that to fake a bare machine). */
 const cacheDir = () => process.env.SCX_SLO_CACHE ?? path.join(PROJECT_ROOT, ".cache");
 
