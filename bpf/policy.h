@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The scheduler's arithmetic, free of kernel types so the same code is compiled into the BPF
+ * program and into the host unit tests (test/native/policy_test.c). Callers provide __u64/__u32.
+ */
+#ifndef SCX_SLO_POLICY_H
+#define SCX_SLO_POLICY_H
+
+#include "scx_slo.h"
+
+static inline __u64 policy_clamp_budget(__u64 budget_ns)
+{
+	if (budget_ns < SLO_BUDGET_MIN_NS)
+		return SLO_BUDGET_MIN_NS;
+	if (budget_ns > SLO_BUDGET_MAX_NS)
+		return SLO_BUDGET_MAX_NS;
+	return budget_ns;
+}
+
+static inline __u32 policy_clamp_importance(__u32 importance)
+{
+	if (importance < SLO_IMPORTANCE_MIN)
+		return SLO_IMPORTANCE_MIN;
+	if (importance > SLO_IMPORTANCE_MAX)
+		return SLO_IMPORTANCE_MAX;
+	return importance;
+}
+
+/* Wrap-safe "a is earlier than b" for nanosecond clocks. */
+static inline int policy_before(__u64 a, __u64 b)
+{
+	return (__s64)(a - b) < 0;
+}
+
+/*
+ * CPU time a task pays on its deadline: used * 100 / importance. Importance 100 pays wall time
+ * one for one, importance 1 pays a hundredfold, so a cgroup that burns CPU pushes its own
+ * deadline out and falls behind others in proportion to how little it matters.
+ */
+static inline __u64 policy_charge(__u64 used_ns, __u32 importance)
+{
+	return used_ns * SLO_IMPORTANCE_MAX / policy_clamp_importance(importance);
+}
+
+/*
+ * The deadline a task is queued with at time now. A fresh deadline is now + budget; a task that
+ * has been charged more than that keeps its later deadline (no escape from charges by sleeping),
+ * but never more than lag_cap_ns beyond the fresh one, so old debts expire.
+ */
+static inline __u64 policy_deadline(__u64 prev_dl, __u64 now, __u64 budget_ns, __u64 lag_cap_ns)
+{
+	__u64 fresh = now + budget_ns;
+
+	if (policy_before(prev_dl, fresh))
+		return fresh;
+	if (policy_before(fresh + lag_cap_ns, prev_dl))
+		return fresh + lag_cap_ns;
+	return prev_dl;
+}
+
+/* Time slice: bounded by the budget so an SLO task never holds a CPU past its own latency goal. */
+static inline __u64 policy_slice(__u64 budget_ns, __u64 max_slice_ns, __u64 min_slice_ns)
+{
+	__u64 s = budget_ns < max_slice_ns ? budget_ns : max_slice_ns;
+
+	return s < min_slice_ns ? min_slice_ns : s;
+}
+
+static inline __u32 policy_msb64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r;
+}
+
+/* Histogram bucket of a wait (see HIST_* in scx_slo.h). */
+static inline __u32 policy_hist_bucket(__u64 wait_ns)
+{
+	__u32 msb, sub, idx;
+
+	if (wait_ns < (1ULL << HIST_MIN_SHIFT))
+		return 0;
+	msb = policy_msb64(wait_ns);
+	sub = (wait_ns >> (msb - HIST_SUB_BITS)) & (HIST_SUBS - 1);
+	idx = 1 + (msb - HIST_MIN_SHIFT) * HIST_SUBS + sub;
+	return idx < HIST_BUCKETS - 1 ? idx : HIST_BUCKETS - 1;
+}
+
+/* Exclusive upper bound, in ns, of bucket idx (the last bucket has none: returns ~0). */
+static inline __u64 policy_hist_upper_ns(__u32 idx)
+{
+	__u32 octave, sub;
+
+	if (idx == 0)
+		return 1ULL << HIST_MIN_SHIFT;
+	if (idx >= HIST_BUCKETS - 1)
+		return ~0ULL;
+	octave = (idx - 1) / HIST_SUBS;
+	sub = (idx - 1) % HIST_SUBS;
+	return (__u64)(HIST_SUBS + sub + 1) << (HIST_MIN_SHIFT + octave - HIST_SUB_BITS);
+}
+
+#endif /* SCX_SLO_POLICY_H */

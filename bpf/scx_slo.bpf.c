@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_slo: an Earliest-Deadline-First scheduler for cgroups with latency budgets.
+ *
+ * Each cgroup may carry an SLO in slo_map: a latency budget (how long its tasks may wait for a
+ * CPU) and an importance (1-100). A task takes the SLO of its own cgroup or of the nearest
+ * ancestor that has one, so a single entry for a pod covers every container in it. Tasks with no
+ * SLO get a default budget (100 ms unless the loader says otherwise) and a default importance.
+ *
+ * Every runnable task carries a deadline: when it is queued, at least now + budget. While it
+ * runs, the CPU it uses is charged to its deadline, scaled by 100 / importance, so a cgroup that
+ * burns CPU pushes its own deadline out and yields to others in proportion to how little it
+ * matters; the debt is kept across sleeps but capped, so it expires. All tasks share one queue
+ * ordered by deadline and each CPU runs the earliest. Work without an SLO sorts after SLO work,
+ * but its deadlines keep coming due (100 ms by default), so it is slowed, never starved, and the
+ * kernel's runnable-task watchdog never fires because of the policy.
+ *
+ * A wake-up that finds an idle CPU goes straight to it. When none is idle and the waking task
+ * has an SLO, the CPU (among those the task may use) running the task with the latest deadline
+ * is kicked, so a latency-critical task does not sit behind a batch task's whole slice. Slices
+ * are bounded by the budget. Per-CPU kernel threads, which cannot run anywhere else, are served
+ * on their own CPU at once.
+ *
+ * For every SLO cgroup the run-queue wait (runnable -> running) is measured here in the kernel:
+ * a log-linear histogram, runs, total and worst wait, and misses (wait > budget). Each miss also
+ * goes to user space on a ring buffer, at most MISS_EVENTS_PER_CPU_PER_SEC per CPU; the excess is
+ * counted as dropped.
+ *
+ * The maps are pinned by the loader, so the scheduler outlives the process that loaded it; user
+ * space changes SLOs by writing slo_map and bumping control.gen, never by reloading. If this
+ * scheduler errors out or stalls, sched_ext puts every task back on the fair class by itself;
+ * why it stopped is kept in exit_map.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "scx_slo.h"
+#include "policy.h"
+
+char _license[] SEC("license") = "GPL";
+
+#define PF_KTHREAD 0x00200000
+#define SHARED_DSQ 0
+#define NSEC_PER_MSEC 1000000ULL
+#define ENOMEM 12
+
+#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
+#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
+
+/* Set by the loader before load. */
+const volatile u64 default_budget_ns = 100 * NSEC_PER_MSEC;
+const volatile u32 default_importance = 50;
+const volatile u64 max_slice_ns = 5 * NSEC_PER_MSEC;
+const volatile u64 min_slice_ns = 200 * 1000ULL;
+const volatile u64 lag_cap_ns = 100 * NSEC_PER_MSEC;
+const volatile u32 nr_cpus = 1;  /* possible CPUs */
+
+/*
+ * Kfuncs. Declared here rather than taken from a kernel tree so the object is self-contained;
+ * the ones renamed in 6.13 are declared under both names as weak symbols and picked at run time.
+ */
+void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
+void scx_bpf_dsq_insert_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
+			      u64 enq_flags) __ksym __weak;
+bool scx_bpf_dsq_move_to_local(u64 dsq_id) __ksym __weak;
+void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
+void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
+			    u64 enq_flags) __ksym __weak;
+bool scx_bpf_consume(u64 dsq_id) __ksym __weak;
+u64 scx_bpf_now(void) __ksym __weak;
+s32 scx_bpf_create_dsq(u64 dsq_id, s32 node) __ksym;
+s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
+			   bool *is_idle) __ksym;
+void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
+s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
+s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
+bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
+
+static __always_inline void insert_local(struct task_struct *p, u64 slice, u64 enq_flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert))
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
+	else
+		scx_bpf_dispatch(p, SCX_DSQ_LOCAL, slice, enq_flags);
+}
+
+static __always_inline void insert_by_deadline(struct task_struct *p, u64 slice, u64 dl,
+					       u64 enq_flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime))
+		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, dl, enq_flags);
+	else
+		scx_bpf_dispatch_vtime(p, SHARED_DSQ, slice, dl, enq_flags);
+}
+
+static __always_inline bool move_to_local(u64 dsq_id)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_move_to_local))
+		return scx_bpf_dsq_move_to_local(dsq_id);
+	return scx_bpf_consume(dsq_id);
+}
+
+static __always_inline u64 now_ns(void)
+{
+	if (bpf_ksym_exists(scx_bpf_now))
+		return scx_bpf_now();
+	return bpf_ktime_get_ns();
+}
+
+/* ---- maps ------------------------------------------------------------------------------ */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLO_MAP_MAX_ENTRIES);
+	__type(key, u64);
+	__type(value, struct slo_cfg);
+} slo_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLO_MAP_MAX_ENTRIES);
+	__type(key, u64);
+	__type(value, struct cg_stats);
+} stats_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct slo_control);
+} control_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct slo_counters);
+} counters_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct slo_exit);
+} exit_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} miss_events SEC(".maps");
+
+/* Per-CPU: the deadline of the task running there (0 = idle or not ours), for preemption. */
+struct cpu_ctx {
+	u64 running_dl;
+	u64 rate_window_start;
+	u32 rate_count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct cpu_ctx);
+} cpu_ctx_map SEC(".maps");
+
+/* Per-task: the SLO it resolved to (cached until its cgroup or control.gen changes). */
+struct task_ctx {
+	u64 own_cgid;       /* the task's cgroup when the SLO was resolved */
+	u64 gen;            /* control.gen when the SLO was resolved */
+	u64 slo_cgid;       /* cgroup carrying the SLO, 0 if none */
+	u64 budget_ns;
+	u32 importance;
+	u32 has_slo;
+	u64 deadline;
+	u64 runnable_at;    /* start of the current wait, 0 when not waiting */
+	u64 running_at;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctx_stor SEC(".maps");
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static __always_inline struct slo_control *control(void)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_elem(&control_map, &zero);
+}
+
+static __always_inline struct slo_counters *counters(void)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters_map, &zero);
+}
+
+static __always_inline struct cpu_ctx *this_cpu_ctx(void)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cpu_ctx_map, &zero);
+}
+
+static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+}
+
+/*
+ * Resolve the task's SLO: its own cgroup first, then each ancestor up to the root's children.
+ * The task's cgroup on the unified hierarchy is used (not the cpu controller's), so an SLO on a
+ * leaf cgroup works whether or not the cpu controller is enabled down to it.
+ */
+static void resolve_slo(struct task_struct *p, struct task_ctx *tctx)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
+	struct slo_control *ctl = control();
+	u64 cgid = BPF_CORE_READ(cgrp, kn, id);
+	u64 gen = ctl ? ctl->gen : 0;
+	int level, i;
+
+	if (tctx->own_cgid == cgid && tctx->gen == gen && tctx->budget_ns)
+		return;
+
+	tctx->own_cgid = cgid;
+	tctx->gen = gen;
+	tctx->has_slo = 0;
+	tctx->slo_cgid = 0;
+	tctx->budget_ns = default_budget_ns;
+	tctx->importance = default_importance;
+
+	level = BPF_CORE_READ(cgrp, level);
+	bpf_for(i, 0, SLO_MAX_CGROUP_DEPTH) {
+		struct cgroup *anc = NULL;
+		struct slo_cfg *cfg;
+		u64 id;
+
+		if (level - i < 1)
+			break;
+		bpf_probe_read_kernel(&anc, sizeof(anc), &cgrp->ancestors[level - i]);
+		if (!anc)
+			break;
+		id = BPF_CORE_READ(anc, kn, id);
+		cfg = bpf_map_lookup_elem(&slo_map, &id);
+		if (!cfg)
+			continue;
+		tctx->has_slo = 1;
+		tctx->slo_cgid = id;
+		/* Clamped here too: the map is writable by anyone holding its pin. */
+		tctx->budget_ns = policy_clamp_budget(cfg->budget_ns);
+		tctx->importance = policy_clamp_importance(cfg->importance);
+		break;
+	}
+}
+
+static __always_inline struct task_ctx *task_slo(struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		resolve_slo(p, tctx);
+	return tctx;
+}
+
+static __always_inline bool is_pinned_kthread(const struct task_struct *p)
+{
+	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
+}
+
+static __always_inline u64 task_slice(const struct task_ctx *tctx)
+{
+	return policy_slice(tctx->budget_ns, max_slice_ns, min_slice_ns);
+}
+
+/* ---- measurement ----------------------------------------------------------------------- */
+
+static bool miss_rate_ok(u64 now)
+{
+	struct cpu_ctx *cctx = this_cpu_ctx();
+
+	if (!cctx)
+		return false;
+	if (now - cctx->rate_window_start >= 1000 * NSEC_PER_MSEC) {
+		cctx->rate_window_start = now;
+		cctx->rate_count = 0;
+	}
+	if (cctx->rate_count >= MISS_EVENTS_PER_CPU_PER_SEC)
+		return false;
+	cctx->rate_count++;
+	return true;
+}
+
+static void report_miss(struct task_struct *p, struct task_ctx *tctx, u64 wait, u64 now)
+{
+	struct slo_counters *cnt = counters();
+	struct miss_event *ev;
+
+	if (!miss_rate_ok(now)) {
+		if (cnt)
+			cnt->miss_drops++;
+		return;
+	}
+	ev = bpf_ringbuf_reserve(&miss_events, sizeof(*ev), 0);
+	if (!ev) {
+		if (cnt)
+			cnt->miss_drops++;
+		return;
+	}
+	ev->cgroup_id = tctx->slo_cgid;
+	ev->wait_ns = wait;
+	ev->budget_ns = tctx->budget_ns;
+	ev->at_ns = now;
+	ev->pid = p->pid;
+	ev->cpu = bpf_get_smp_processor_id();
+	bpf_probe_read_kernel_str(ev->comm, sizeof(ev->comm), p->comm);
+	bpf_ringbuf_submit(ev, 0);
+	if (cnt)
+		cnt->miss_events++;
+}
+
+/* Template for a new stats entry (too big for the BPF stack). */
+struct cg_stats empty_stats;
+
+static void record_wait(struct task_struct *p, struct task_ctx *tctx, u64 now)
+{
+	u64 wait = now - tctx->runnable_at;
+	struct cg_stats *st;
+	u32 bucket;
+
+	st = bpf_map_lookup_elem(&stats_map, &tctx->slo_cgid);
+	if (!st) {
+		bpf_map_update_elem(&stats_map, &tctx->slo_cgid, &empty_stats, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&stats_map, &tctx->slo_cgid);
+		if (!st)
+			return;
+	}
+	st->budget_ns = tctx->budget_ns;
+	st->importance = tctx->importance;
+	__sync_fetch_and_add(&st->runs, 1);
+	__sync_fetch_and_add(&st->wait_sum_ns, wait);
+	if (wait > st->wait_max_ns)
+		st->wait_max_ns = wait;
+	bucket = policy_hist_bucket(wait);
+	if (bucket < HIST_BUCKETS)
+		__sync_fetch_and_add(&st->hist[bucket], 1);
+	if (wait > tctx->budget_ns) {
+		__sync_fetch_and_add(&st->misses, 1);
+		report_miss(p, tctx, wait, now);
+	}
+}
+
+/* ---- placement and preemption ------------------------------------------------------- */
+
+static __always_inline void insert_local_on(struct task_struct *p, s32 cpu, u64 slice,
+					    u64 enq_flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert))
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
+	else
+		scx_bpf_dispatch(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
+}
+
+/*
+ * The CPU to take for a waking SLO task when none is idle: among the CPUs it may use (a CPU
+ * cannot take a task outside its affinity), the one whose current task has the latest deadline,
+ * if that is later than the waker's. The CPU the task is queued on wins ties, since preempting
+ * it needs no inter-processor interrupt.
+ */
+static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx)
+{
+	s32 victim = -1, cpu, here = scx_bpf_task_cpu(p);
+	u64 latest = tctx->deadline;
+	u32 zero = 0;
+
+	bpf_for(cpu, 0, nr_cpus) {
+		struct cpu_ctx *cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
+
+		if (!cctx)
+			break;
+		if (!cctx->running_dl || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		if (policy_before(latest, cctx->running_dl) ||
+		    (cpu == here && victim >= 0 && cctx->running_dl == latest)) {
+			latest = cctx->running_dl;
+			victim = cpu;
+		}
+	}
+	return victim;
+}
+
+/*
+ * Place a waking SLO task on a CPU now: an idle one if any, else preempt the latest deadline.
+ * The task goes straight to that CPU's local queue (at its head, when preempting), so it does
+ * not wait for a dispatch round through the shared queue. Returns false when neither exists.
+ */
+static bool place_now(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
+{
+	struct slo_counters *cnt = counters();
+	struct cpu_ctx *cctx;
+	u32 zero = 0;
+	s32 cpu;
+
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0) {
+		insert_local_on(p, cpu, task_slice(tctx), enq_flags);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		if (cnt)
+			cnt->idle_kicks++;
+		return true;
+	}
+	cpu = pick_victim(p, tctx);
+	if (cpu < 0) {
+		if (cnt)
+			cnt->no_victim++;
+		return false;
+	}
+	/* Claim the CPU so a second waker in the same instant preempts another one. */
+	cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
+	if (cctx)
+		cctx->running_dl = tctx->deadline;
+	insert_local_on(p, cpu, task_slice(tctx), enq_flags | SCX_ENQ_PREEMPT);
+	if (cnt)
+		cnt->preempt_kicks++;
+	return true;
+}
+
+/* A task queued in the shared DSQ: wake an idle CPU for it (select_cpu can race with idling). */
+static void kick_idle_for(struct task_struct *p)
+{
+	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+	if (cpu >= 0) {
+		struct slo_counters *cnt = counters();
+
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		if (cnt)
+			cnt->idle_kicks++;
+	}
+}
+
+/* ---- sched_ext_ops --------------------------------------------------------------------- */
+
+s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	struct task_ctx *tctx;
+	bool is_idle = false;
+	s32 cpu;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle && (tctx = task_slo(p))) {
+		struct slo_counters *cnt = counters();
+
+		tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
+		insert_local(p, task_slice(tctx), 0);
+		if (cnt)
+			cnt->direct_idle++;
+	}
+	return cpu;
+}
+
+void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx;
+
+	if (is_pinned_kthread(p)) {
+		struct slo_counters *cnt = counters();
+
+		insert_local(p, max_slice_ns, enq_flags);
+		if (cnt)
+			cnt->kthread_local++;
+		return;
+	}
+	tctx = task_slo(p);
+	if (!tctx) {
+		insert_by_deadline(p, max_slice_ns, now_ns() + default_budget_ns, enq_flags);
+		return;
+	}
+	tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
+	if (tctx->has_slo && place_now(p, tctx, enq_flags))
+		return;
+	insert_by_deadline(p, task_slice(tctx), tctx->deadline, enq_flags);
+	kick_idle_for(p);
+}
+
+void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
+{
+	move_to_local(SHARED_DSQ);
+}
+
+void BPF_STRUCT_OPS(slo_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = task_slo(p);
+
+	if (tctx)
+		tctx->runnable_at = now_ns();
+}
+
+void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct cpu_ctx *cctx = this_cpu_ctx();
+	u64 now = now_ns();
+
+	if (!tctx)
+		return;
+	tctx->running_at = now;
+	if (cctx)
+		cctx->running_dl = tctx->deadline ? tctx->deadline : 1;
+	if (tctx->runnable_at) {
+		if (tctx->has_slo)
+			record_wait(p, tctx, now);
+		tctx->runnable_at = 0;
+	}
+}
+
+void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct cpu_ctx *cctx = this_cpu_ctx();
+	u64 now = now_ns();
+
+	if (cctx)
+		cctx->running_dl = 0;
+	if (!tctx)
+		return;
+	if (tctx->running_at)
+		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance);
+	tctx->running_at = 0;
+	/* Preempted or out of slice but still runnable: a new wait starts now. */
+	if (runnable)
+		tctx->runnable_at = now;
+}
+
+s32 BPF_STRUCT_OPS(slo_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -ENOMEM;
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(slo_init)
+{
+	struct slo_control *ctl = control();
+	struct slo_exit *ex;
+	u32 zero = 0;
+
+	if (ctl)
+		__sync_fetch_and_add(&ctl->nr_attach, 1);
+	ex = bpf_map_lookup_elem(&exit_map, &zero);
+	if (ex)
+		ex->kind = 0;
+	return scx_bpf_create_dsq(SHARED_DSQ, -1);
+}
+
+void BPF_STRUCT_OPS(slo_exit, struct scx_exit_info *ei)
+{
+	struct slo_exit *ex;
+	u32 zero = 0;
+
+	ex = bpf_map_lookup_elem(&exit_map, &zero);
+	if (!ex)
+		return;
+	ex->kind = ei->kind;
+	ex->exit_code = ei->exit_code;
+	ex->at_ns = bpf_ktime_get_ns();
+	bpf_probe_read_kernel_str(ex->reason, sizeof(ex->reason), ei->reason);
+	bpf_probe_read_kernel_str(ex->msg, sizeof(ex->msg), ei->msg);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops slo_ops = {
+	.select_cpu = (void *)slo_select_cpu,
+	.enqueue = (void *)slo_enqueue,
+	.dispatch = (void *)slo_dispatch,
+	.runnable = (void *)slo_runnable,
+	.running = (void *)slo_running,
+	.stopping = (void *)slo_stopping,
+	.init_task = (void *)slo_init_task,
+	.init = (void *)slo_init,
+	.exit = (void *)slo_exit,
+	.timeout_ms = 5000,
+	.name = SCX_SLO_NAME,
+};

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Everything that crosses the BPF <-> user-space boundary, defined once. Included by
+ * bpf/scx_slo.bpf.c (after vmlinux.h) and by native/ (after <linux/types.h>). The TypeScript side
+ * mirrors these layouts in src/sched/abi.ts; test/unit/abi.test.ts checks the two agree.
+ */
+#ifndef SCX_SLO_H
+#define SCX_SLO_H
+
+#define SCX_SLO_NAME "scx_slo"
+
+/* Limits: the BPF side clamps to these even if user space writes the map directly. */
+#define SLO_BUDGET_MIN_NS 1000000ULL         /* 1 ms */
+#define SLO_BUDGET_MAX_NS 10000000000ULL     /* 10 s */
+#define SLO_IMPORTANCE_MIN 1
+#define SLO_IMPORTANCE_MAX 100
+#define SLO_MAP_MAX_ENTRIES 4096
+#define SLO_MAX_CGROUP_DEPTH 16
+
+/*
+ * Run-queue wait histogram: log-linear buckets over nanoseconds. Bucket 0 holds waits below
+ * 2^HIST_MIN_SHIFT ns; above that every power of two is split into HIST_SUBS equal parts
+ * (~19% wide at worst, fine enough for a p99), up to 2^(HIST_MIN_SHIFT + HIST_OCTAVES) ns
+ * (~17 s); the last bucket holds everything longer.
+ */
+#define HIST_MIN_SHIFT 10   /* 1.024 us */
+#define HIST_SUB_BITS 2
+#define HIST_SUBS (1 << HIST_SUB_BITS)
+#define HIST_OCTAVES 24
+#define HIST_BUCKETS (1 + HIST_OCTAVES * HIST_SUBS + 1)
+
+/* Value of the SLO map (key: u64 cgroup id, the cgroup directory's inode number). */
+struct slo_cfg {
+	__u64 budget_ns;
+	__u32 importance;
+	__u32 flags;  /* reserved, 0 */
+};
+
+/* Value of the per-cgroup stats map (key: the id of the cgroup that carries the SLO). */
+struct cg_stats {
+	__u64 runs;           /* runnable -> running transitions measured */
+	__u64 wait_sum_ns;
+	__u64 wait_max_ns;
+	__u64 misses;         /* waits longer than the budget */
+	__u64 budget_ns;      /* the budget in force, after the BPF-side clamp */
+	__u64 importance;     /* likewise */
+	__u64 hist[HIST_BUCKETS];
+};
+
+/* One element of the single-slot control array: tunables user space may change while attached. */
+struct slo_control {
+	__u64 gen;            /* bumped by user space after every SLO map change */
+	__u64 nr_attach;      /* times ops.init ran against these maps */
+};
+
+/* Global counters, one slot per CPU (summed by user space). */
+struct slo_counters {
+	__u64 miss_events;    /* misses sent on the ring buffer */
+	__u64 miss_drops;     /* misses not sent: rate limit or ring buffer full */
+	__u64 preempt_kicks;  /* CPUs kicked so a waking SLO task runs now */
+	__u64 direct_idle;    /* wake-ups placed straight on an idle CPU */
+	__u64 kthread_local;  /* pinned kernel threads served on their own CPU */
+	__u64 idle_kicks;     /* idle CPUs woken for a task queued without one */
+	__u64 no_victim;      /* SLO wake-ups with no idle CPU and nothing later to preempt */
+};
+
+/* Ring-buffer record for one deadline miss. */
+struct miss_event {
+	__u64 cgroup_id;      /* the SLO cgroup */
+	__u64 wait_ns;
+	__u64 budget_ns;
+	__u64 at_ns;          /* bpf_ktime_get_ns() when the task got the CPU */
+	__u32 pid;
+	__u32 cpu;
+	char comm[16];
+};
+
+#define MISS_EVENTS_PER_CPU_PER_SEC 1000
+
+/* Why the scheduler last stopped, kept in a pinned map so user space can read it afterwards. */
+#define EXIT_REASON_LEN 128
+#define EXIT_MSG_LEN 1024
+struct slo_exit {
+	__s64 kind;           /* enum scx_exit_kind; 0 while running */
+	__s64 exit_code;
+	__u64 at_ns;
+	char reason[EXIT_REASON_LEN];
+	char msg[EXIT_MSG_LEN];
+};
+
+#endif /* SCX_SLO_H */

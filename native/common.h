@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Shared by the loader's commands: sysfs/bpffs helpers, maps by pin, and JSON output. */
+#ifndef SCX_SLO_NATIVE_COMMON_H
+#define SCX_SLO_NATIVE_COMMON_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <linux/types.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "../bpf/scx_slo.h"
+
+#define DEFAULT_PIN_DIR "/sys/fs/bpf/scx_slo"
+#define SCX_SYSFS "/sys/kernel/sched_ext"
+
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int parse_u64(const char *s, __u64 *out);
+int check_sched_ext_kernel(void);
+int read_text(const char *path, char *buf, size_t size);
+int read_ops_name(char *buf, size_t size);
+int pin_exists(const char *pin_dir, const char *name);
+void unlink_pin(const char *pin_dir, const char *name);
+int ensure_dir(const char *dir);
+int open_pinned_map(const char *pin_dir, const char *name);
+void json_string(FILE *f, const char *s);
+
+/* The pinned maps user space works with; fds are -1 until opened. */
+struct pinned_maps {
+	int slo, stats, control, counters, exit, events;
+};
+int open_pinned_maps(const char *pin_dir, struct pinned_maps *m);
+void close_pinned_maps(struct pinned_maps *m);
+int nr_possible_cpus(void);
+
+/* Writes the status object's fields (no braces) for `status` and serve's `status`. */
+void write_status_fields(FILE *f, const char *pin_dir, const struct pinned_maps *m);
+
+int cmd_status(const char *pin_dir);
+int cmd_serve(const char *pin_dir);
+
+#endif

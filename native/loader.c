@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * scx-slo-loader: the only C in scx-slo that talks to libbpf.
+ *
+ *   load   [--obj F] [--pin-dir D] [--default-budget-ms N] [--default-importance N]
+ *          [--max-slice-us N]           open, set tunables, load, attach, pin link and maps
+ *   unload [--pin-dir D] [--purge]      unpin the link (the kernel falls back to the fair class);
+ *                                       --purge also drops the pinned maps (SLOs, stats)
+ *   status [--pin-dir D]                one JSON line: attached? whose? last exit reason
+ *   serve  [--pin-dir D]                JSON-lines service for the agent (see serve.c)
+ *
+ * The link and maps are pinned under /sys/fs/bpf/scx_slo so the scheduler keeps running when
+ * this process, or the agent that started it, dies. Maps are reused across loads, so SLOs and
+ * cumulative stats survive a re-attach. Every error is one line on stderr, exit status 1.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static char verifier_log[1 << 20];
+static size_t verifier_log_len;
+static int verbose;
+
+/* libbpf's messages (the verifier log among them) are kept and shown only when loading fails. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	if (verifier_log_len < sizeof(verifier_log) - 1) {
+		int n = vsnprintf(verifier_log + verifier_log_len,
+				  sizeof(verifier_log) - verifier_log_len, fmt, args);
+		if (n > 0)
+			verifier_log_len += (size_t)n;
+		if (verifier_log_len >= sizeof(verifier_log))
+			verifier_log_len = sizeof(verifier_log) - 1;
+	}
+	return 0;
+}
+
+/* Write a .rodata variable of the object before load (no skeleton: see README, native/). */
+static int set_rodata(struct bpf_object *obj, const char *name, const void *val, size_t size)
+{
+	struct bpf_map *rodata = NULL, *m;
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec;
+	struct btf *btf = bpf_object__btf(obj);
+	size_t map_size;
+	char *data;
+	int id, i;
+
+	bpf_object__for_each_map(m, obj) {
+		const char *n = bpf_map__name(m);
+		size_t len = strlen(n);
+
+		if (len >= 7 && !strcmp(n + len - 7, ".rodata"))
+			rodata = m;
+	}
+	if (!btf || !rodata)
+		return -ENOENT;
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (id < 0)
+		return id;
+	sec = btf__type_by_id(btf, id);
+	data = bpf_map__initial_value(rodata, &map_size);
+	vs = btf_var_secinfos(sec);
+	for (i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+		if (strcmp(btf__name_by_offset(btf, var->name_off), name))
+			continue;
+		if (vs->size != size || vs->offset + size > map_size)
+			return -EINVAL;
+		memcpy(data + vs->offset, val, size);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct load_opts {
+	const char *obj_path;
+	__u64 default_budget_ns;
+	__u32 default_importance;
+	__u64 max_slice_ns;
+};
+
+static int cmd_load(const char *pin_dir, const struct load_opts *o)
+{
+	char path[PATH_MAX], ops[64];
+	struct bpf_object *obj;
+	struct bpf_map *map, *ops_map = NULL;
+	struct bpf_link *link;
+	__u32 nr_cpus;
+	int err;
+
+	if (check_sched_ext_kernel())
+		return 1;
+	if (read_ops_name(ops, sizeof(ops)) == 0 && ops[0]) {
+		if (!strcmp(ops, SCX_SLO_NAME) && pin_exists(pin_dir, "link"))
+			return fail("scx_slo is already loaded (pinned at %s/link); unload it first", pin_dir);
+		return fail("another sched_ext scheduler (%s) is attached; stop it first", ops);
+	}
+	if (ensure_dir(pin_dir))
+		return fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
+			    strerror(errno));
+	/* A link left pinned by a scheduler that has since exited is dead: drop it. */
+	unlink_pin(pin_dir, "link");
+
+	libbpf_set_print(libbpf_print);
+	obj = bpf_object__open_file(o->obj_path, NULL);
+	if (!obj)
+		return fail("cannot open BPF object %s: %s (run `make build`)", o->obj_path,
+			    strerror(errno));
+
+	nr_cpus = (__u32)libbpf_num_possible_cpus();
+	if (set_rodata(obj, "default_budget_ns", &o->default_budget_ns, 8) ||
+	    set_rodata(obj, "default_importance", &o->default_importance, 4) ||
+	    set_rodata(obj, "max_slice_ns", &o->max_slice_ns, 8) ||
+	    set_rodata(obj, "nr_cpus", &nr_cpus, 4)) {
+		bpf_object__close(obj);
+		return fail("BPF object %s lacks the expected tunables; rebuild it", o->obj_path);
+	}
+
+	/* Pinned maps are reused when present, so SLOs and stats survive a re-attach. */
+	bpf_object__for_each_map(map, obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
+			ops_map = map;
+			continue;
+		}
+		if (strchr(name, '.'))
+			continue; /* .rodata/.bss: per-load */
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+		bpf_map__set_pin_path(map, path);
+	}
+
+	err = bpf_object__load(obj);
+	if (err) {
+		const char *tail = verifier_log_len ? verifier_log : "(no log)\n";
+
+		fprintf(stderr,
+			"scx-slo-loader: error: the kernel rejected %s (%s); verifier log follows\n%s",
+			o->obj_path, strerror(-err), tail);
+		bpf_object__close(obj);
+		return 1;
+	}
+	if (!ops_map) {
+		bpf_object__close(obj);
+		return fail("BPF object %s has no sched_ext_ops", o->obj_path);
+	}
+	link = bpf_map__attach_struct_ops(ops_map);
+	if (!link) {
+		err = -errno;
+		bpf_object__close(obj);
+		if (err == -EBUSY || err == -EEXIST)
+			return fail("another sched_ext scheduler is attached; stop it first");
+		return fail("attaching the scheduler failed: %s; see `dmesg`", strerror(-err));
+	}
+	snprintf(path, sizeof(path), "%s/link", pin_dir);
+	err = bpf_link__pin(link, path);
+	if (err) {
+		bpf_link__destroy(link);
+		bpf_object__close(obj);
+		return fail("pinning the link at %s failed: %s", path, strerror(-err));
+	}
+	printf("{\"ok\":true,\"loaded\":\"%s\",\"pin_dir\":\"%s\",\"default_budget_ns\":%llu}\n",
+	       SCX_SLO_NAME, pin_dir, (unsigned long long)o->default_budget_ns);
+	/* Exiting closes our fds; the pins keep the link and maps, so the scheduler stays. */
+	bpf_link__disconnect(link);
+	bpf_link__destroy(link);
+	bpf_object__close(obj);
+	return 0;
+}
+
+static int cmd_unload(const char *pin_dir, int purge)
+{
+	static const char *maps[] = { "slo_map", "stats_map", "control_map", "counters_map",
+				      "exit_map", "miss_events", "cpu_ctx_map", "task_ctx_stor" };
+	int had_link = pin_exists(pin_dir, "link");
+	size_t i;
+
+	if (geteuid() != 0)
+		return fail("not root: unloading a BPF scheduler needs root");
+	unlink_pin(pin_dir, "link");
+	if (purge) {
+		for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+			unlink_pin(pin_dir, maps[i]);
+		rmdir(pin_dir);
+	}
+	printf("{\"ok\":true,\"unloaded\":%s,\"purged\":%s}\n", had_link ? "true" : "false",
+	       purge ? "true" : "false");
+	return 0;
+}
+
+/* The object is built next to this binary (build/), wherever the checkout is. */
+static void default_object_path(char *buf, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		snprintf(buf, size, "scx_slo.bpf.o");
+		return;
+	}
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(buf, size, "%s/scx_slo.bpf.o", exe);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: scx-slo-loader load|unload|status|serve [options]\n"
+		"  --pin-dir DIR            bpffs folder for pins (default %s)\n"
+		"  --obj FILE               BPF object (load; default: scx_slo.bpf.o beside this binary)\n"
+		"  --default-budget-ms N    budget for tasks without an SLO (load; default 100)\n"
+		"  --default-importance N   importance for tasks without an SLO (load; default 50)\n"
+		"  --max-slice-us N         longest time slice (load; default 5000)\n"
+		"  --purge                  unload: also remove the pinned maps\n"
+		"  -v                       verbose libbpf output\n",
+		DEFAULT_PIN_DIR);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "obj", required_argument, NULL, 'o' },
+		{ "default-budget-ms", required_argument, NULL, 'b' },
+		{ "default-importance", required_argument, NULL, 'i' },
+		{ "max-slice-us", required_argument, NULL, 's' },
+		{ "purge", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char default_obj[PATH_MAX];
+	struct load_opts lo = {
+		.obj_path = default_obj,
+		.default_budget_ns = 100ULL * 1000000,
+		.default_importance = 50,
+		.max_slice_ns = 5000ULL * 1000,
+	};
+	const char *pin_dir = DEFAULT_PIN_DIR, *cmd;
+	int purge = 0, c;
+	__u64 v;
+
+	default_object_path(default_obj, sizeof(default_obj));
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	cmd = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p': pin_dir = optarg; break;
+		case 'o': lo.obj_path = optarg; break;
+		case 'b':
+			if (parse_u64(optarg, &v) || v < 1 || v > 10000)
+				return fail("--default-budget-ms must be 1..10000, got '%s'", optarg);
+			lo.default_budget_ns = v * 1000000;
+			break;
+		case 'i':
+			if (parse_u64(optarg, &v) || v < 1 || v > 100)
+				return fail("--default-importance must be 1..100, got '%s'", optarg);
+			lo.default_importance = (__u32)v;
+			break;
+		case 's':
+			if (parse_u64(optarg, &v) || v < 100 || v > 100000)
+				return fail("--max-slice-us must be 100..100000, got '%s'", optarg);
+			lo.max_slice_ns = v * 1000;
+			break;
+		case 'P': purge = 1; break;
+		case 'v': verbose = 1; break;
+		default: usage(); return 2;
+		}
+	}
+	if (!strcmp(cmd, "load")) {
+		if (geteuid() != 0)
+			return fail("not root: loading a BPF scheduler needs root (or CAP_BPF+CAP_SYS_ADMIN)");
+		return cmd_load(pin_dir, &lo);
+	}
+	if (!strcmp(cmd, "unload"))
+		return cmd_unload(pin_dir, purge);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(pin_dir);
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(pin_dir);
+	usage();
+	return 2;
+}

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `scx-slo-loader serve`: the agent's line protocol over stdin/stdout.
+ *
+ * Requests, one per line, words separated by spaces (written by src/sched/loader-client.ts):
+ *   <id> set <cgroup_id> <budget_ns> <importance> [<cgroup_id> <budget_ns> <importance> ...]
+ *   <id> del <cgroup_id> [<cgroup_id> ...]
+ *   <id> list | stats | status | ping
+ * Replies, one JSON object per line: {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":"..."}.
+ * Deadline misses from the ring buffer are interleaved as {"event":"miss",...} lines.
+ *
+ * Every change is a map write plus one control.gen bump: tasks pick it up at their next
+ * enqueue; the scheduler is never reloaded. Works whether or not the scheduler is attached, as
+ * long as its maps are pinned (they stay pinned after an unload without --purge).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define MAX_WORDS 3 * 1024 + 2
+
+static struct pinned_maps maps = { -1, -1, -1, -1, -1, -1 };
+static struct ring_buffer *rb;
+static const char *pin_dir;
+
+static int on_miss(void *ctx, void *data, size_t size)
+{
+	const struct miss_event *ev = data;
+	char comm[sizeof(ev->comm) + 1];
+
+	(void)ctx;
+	if (size < sizeof(*ev))
+		return 0;
+	memcpy(comm, ev->comm, sizeof(ev->comm));
+	comm[sizeof(ev->comm)] = 0;
+	printf("{\"event\":\"miss\",\"cgroup_id\":\"%llu\",\"wait_ns\":%llu,\"budget_ns\":%llu,"
+	       "\"at_ns\":%llu,\"pid\":%u,\"cpu\":%u,\"comm\":",
+	       (unsigned long long)ev->cgroup_id, (unsigned long long)ev->wait_ns,
+	       (unsigned long long)ev->budget_ns, (unsigned long long)ev->at_ns, ev->pid, ev->cpu);
+	json_string(stdout, comm);
+	fputs("}\n", stdout);
+	return 0;
+}
+
+static int ensure_maps(void)
+{
+	if (maps.slo >= 0)
+		return 0;
+	if (open_pinned_maps(pin_dir, &maps))
+		return -1;
+	rb = ring_buffer__new(maps.events, on_miss, NULL, NULL);
+	return 0;
+}
+
+static void reply_error(const char *id, const char *msg)
+{
+	printf("{\"id\":%s,\"ok\":false,\"error\":", id);
+	json_string(stdout, msg);
+	fputs("}\n", stdout);
+}
+
+static int bump_gen(void)
+{
+	struct slo_control ctl = {};
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(maps.control, &zero, &ctl))
+		return -errno;
+	ctl.gen++;
+	return bpf_map_update_elem(maps.control, &zero, &ctl, BPF_ANY) ? -errno : 0;
+}
+
+static void do_set(const char *id, char **w, int n)
+{
+	char msg[160];
+	int i, applied = 0;
+
+	if (n < 3 || n % 3) {
+		reply_error(id, "set takes triples: <cgroup_id> <budget_ns> <importance>");
+		return;
+	}
+	/* Validate everything first: a bad request changes nothing. */
+	for (i = 0; i < n; i += 3) {
+		__u64 cg, b, imp;
+
+		if (parse_u64(w[i], &cg) || parse_u64(w[i + 1], &b) || parse_u64(w[i + 2], &imp) ||
+		    b < SLO_BUDGET_MIN_NS || b > SLO_BUDGET_MAX_NS || imp < SLO_IMPORTANCE_MIN ||
+		    imp > SLO_IMPORTANCE_MAX) {
+			snprintf(msg, sizeof(msg),
+				 "bad SLO '%s %s %s': budget_ns must be %llu..%llu, importance %d..%d",
+				 w[i], w[i + 1], w[i + 2], SLO_BUDGET_MIN_NS, SLO_BUDGET_MAX_NS,
+				 SLO_IMPORTANCE_MIN, SLO_IMPORTANCE_MAX);
+			reply_error(id, msg);
+			return;
+		}
+	}
+	for (i = 0; i < n; i += 3) {
+		struct slo_cfg cfg = {};
+		__u64 cg, b, imp;
+
+		parse_u64(w[i], &cg);
+		parse_u64(w[i + 1], &b);
+		parse_u64(w[i + 2], &imp);
+		cfg.budget_ns = b;
+		cfg.importance = (__u32)imp;
+		if (bpf_map_update_elem(maps.slo, &cg, &cfg, BPF_ANY)) {
+			snprintf(msg, sizeof(msg), "map update for cgroup %llu failed: %s%s",
+				 (unsigned long long)cg, strerror(errno),
+				 errno == E2BIG ? " (the SLO map is full)" : "");
+			if (applied)
+				bump_gen();
+			reply_error(id, msg);
+			return;
+		}
+		applied++;
+	}
+	bump_gen();
+	printf("{\"id\":%s,\"ok\":true,\"applied\":%d}\n", id, applied);
+}
+
+static void do_del(const char *id, char **w, int n)
+{
+	int i, removed = 0;
+
+	for (i = 0; i < n; i++) {
+		__u64 cg;
+
+		if (parse_u64(w[i], &cg)) {
+			reply_error(id, "del takes cgroup ids");
+			return;
+		}
+		if (!bpf_map_delete_elem(maps.slo, &cg))
+			removed++;
+		bpf_map_delete_elem(maps.stats, &cg);
+	}
+	bump_gen();
+	printf("{\"id\":%s,\"ok\":true,\"removed\":%d}\n", id, removed);
+}
+
+static void do_list(const char *id)
+{
+	__u64 key, next, *prev = NULL;
+	int first = 1;
+
+	printf("{\"id\":%s,\"ok\":true,\"slos\":[", id);
+	while (!bpf_map_get_next_key(maps.slo, prev, &next)) {
+		struct slo_cfg cfg;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps.slo, &key, &cfg))
+			continue;
+		printf("%s{\"cgroup_id\":\"%llu\",\"budget_ns\":%llu,\"importance\":%u}",
+		       first ? "" : ",", (unsigned long long)key, (unsigned long long)cfg.budget_ns,
+		       cfg.importance);
+		first = 0;
+	}
+	fputs("]}\n", stdout);
+}
+
+static void write_counters(void)
+{
+	int ncpu = nr_possible_cpus(), c;
+	struct slo_counters *per = calloc((size_t)ncpu, sizeof(*per)), sum = {};
+	__u32 zero = 0;
+
+	if (per && !bpf_map_lookup_elem(maps.counters, &zero, per)) {
+		for (c = 0; c < ncpu; c++) {
+			sum.miss_events += per[c].miss_events;
+			sum.miss_drops += per[c].miss_drops;
+			sum.preempt_kicks += per[c].preempt_kicks;
+			sum.direct_idle += per[c].direct_idle;
+			sum.kthread_local += per[c].kthread_local;
+			sum.idle_kicks += per[c].idle_kicks;
+			sum.no_victim += per[c].no_victim;
+		}
+	}
+	free(per);
+	printf("\"counters\":{\"miss_events\":%llu,\"miss_drops\":%llu,\"preempt_kicks\":%llu,"
+	       "\"direct_idle\":%llu,\"kthread_local\":%llu,\"idle_kicks\":%llu,"
+	       "\"no_victim\":%llu}",
+	       (unsigned long long)sum.miss_events, (unsigned long long)sum.miss_drops,
+	       (unsigned long long)sum.preempt_kicks, (unsigned long long)sum.direct_idle,
+	       (unsigned long long)sum.kthread_local, (unsigned long long)sum.idle_kicks,
+	       (unsigned long long)sum.no_victim);
+}
+
+static void do_stats(const char *id)
+{
+	__u64 key, next, *prev = NULL;
+	struct cg_stats st;
+	int first = 1, i, last;
+
+	printf("{\"id\":%s,\"ok\":true,\"hist_buckets\":%d,", id, HIST_BUCKETS);
+	write_counters();
+	fputs(",\"cgroups\":[", stdout);
+	while (!bpf_map_get_next_key(maps.stats, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps.stats, &key, &st))
+			continue;
+		printf("%s{\"cgroup_id\":\"%llu\",\"runs\":%llu,\"wait_sum_ns\":%llu,"
+		       "\"wait_max_ns\":%llu,\"misses\":%llu,\"budget_ns\":%llu,\"importance\":%llu,"
+		       "\"hist\":[",
+		       first ? "" : ",", (unsigned long long)key, (unsigned long long)st.runs,
+		       (unsigned long long)st.wait_sum_ns, (unsigned long long)st.wait_max_ns,
+		       (unsigned long long)st.misses, (unsigned long long)st.budget_ns,
+		       (unsigned long long)st.importance);
+		/* Trailing empty buckets are left out; the reader pads to hist_buckets. */
+		for (last = HIST_BUCKETS - 1; last >= 0 && !st.hist[last]; last--)
+			;
+		for (i = 0; i <= last; i++)
+			printf("%s%llu", i ? "," : "", (unsigned long long)st.hist[i]);
+		fputs("]}", stdout);
+		first = 0;
+	}
+	fputs("]}\n", stdout);
+}
+
+static void handle_line(char *line)
+{
+	char *w[MAX_WORDS], *save = NULL, *tok;
+	int n = 0;
+
+	for (tok = strtok_r(line, " \t\r", &save); tok && n < MAX_WORDS;
+	     tok = strtok_r(NULL, " \t\r", &save))
+		w[n++] = tok;
+	if (n == 0)
+		return;
+	if (n < 2 || strspn(w[0], "0123456789") != strlen(w[0])) {
+		reply_error("null", "request must be: <numeric id> <verb> [args]");
+		return;
+	}
+	if (!strcmp(w[1], "ping")) {
+		printf("{\"id\":%s,\"ok\":true}\n", w[0]);
+		return;
+	}
+	if (ensure_maps()) {
+		char msg[PATH_MAX + 80];
+
+		if (!strcmp(w[1], "status")) {
+			printf("{\"id\":%s,\"ok\":true,", w[0]);
+			write_status_fields(stdout, pin_dir, NULL);
+			fputs("}\n", stdout);
+			return;
+		}
+		snprintf(msg, sizeof(msg), "no scx_slo maps pinned at %s: load the scheduler first",
+			 pin_dir);
+		reply_error(w[0], msg);
+		return;
+	}
+	if (!strcmp(w[1], "set"))
+		do_set(w[0], w + 2, n - 2);
+	else if (!strcmp(w[1], "del"))
+		do_del(w[0], w + 2, n - 2);
+	else if (!strcmp(w[1], "list"))
+		do_list(w[0]);
+	else if (!strcmp(w[1], "stats"))
+		do_stats(w[0]);
+	else if (!strcmp(w[1], "status")) {
+		printf("{\"id\":%s,\"ok\":true,", w[0]);
+		write_status_fields(stdout, pin_dir, &maps);
+		fputs("}\n", stdout);
+	} else
+		reply_error(w[0], "unknown verb (set, del, list, stats, status, ping)");
+}
+
+int cmd_serve(const char *dir)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+
+	pin_dir = dir;
+	ensure_maps();
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	for (;;) {
+		struct pollfd fds[2] = { { .fd = 0, .events = POLLIN } };
+		int nfds = 1, r;
+
+		if (rb) {
+			fds[1].fd = ring_buffer__epoll_fd(rb);
+			fds[1].events = POLLIN;
+			nfds = 2;
+		}
+		r = poll(fds, (nfds_t)nfds, rb ? 1000 : 200);
+		if (r < 0 && errno != EINTR)
+			return fail("poll: %s", strerror(errno));
+		if (rb)
+			ring_buffer__consume(rb);
+		if (fds[0].revents & (POLLIN | POLLHUP)) {
+			ssize_t got = read(0, buf + len, sizeof(buf) - 1 - len);
+			char *start = buf, *nl;
+
+			if (got <= 0) {
+				fflush(stdout);
+				return 0; /* the agent went away; the pinned scheduler stays */
+			}
+			len += (size_t)got;
+			buf[len] = 0;
+			while ((nl = memchr(start, '\n', len - (size_t)(start - buf)))) {
+				*nl = 0;
+				handle_line(start);
+				start = nl + 1;
+			}
+			len -= (size_t)(start - buf);
+			memmove(buf, start, len);
+			if (len == sizeof(buf) - 1) {
+				reply_error("null", "request line too long");
+				len = 0;
+			}
+		}
+		fflush(stdout);
+	}
+}
