@@ -1,0 +1,265 @@
+// A pod's SLO, from its own annotations or from the SloPolicy objects of its namespace.
+//
+// Precedence: a pod's scx-slo.io/budget-ms annotation decides its whole SLO (policies are ignored
+// for it), because whoever annotated the pod said exactly what it needs. Without that annotation the
+// matching policy with the lowest budget applies (the strictest promise wins, so adding a policy can
+// only tighten a pod), and a scx-slo.io/importance annotation still overrides the policy's
+// importance. A malformed value skips that pod only, with an error naming pod, field and fix.
+
+import {
+  BUDGET_MAX_MS,
+  BUDGET_MIN_MS,
+  IMPORTANCE_MAX,
+  IMPORTANCE_MIN,
+  NS_PER_MS,
+  type SloRule,
+} from "../../slo/model.js";
+
+export const ANNOTATION_BUDGET_MS = "scx-slo.io/budget-ms";
+export const ANNOTATION_IMPORTANCE = "scx-slo.io/importance";
+export const DEFAULT_IMPORTANCE = 50;
+
+/** The SloPolicy custom resource (deploy/ carries its CustomResourceDefinition). */
+export const SLO_POLICY_CRD = {
+  group: "scx-slo.io",
+  version: "v1alpha1",
+  apiVersion: "scx-slo.io/v1alpha1",
+  kind: "SloPolicy",
+  listKind: "SloPolicyList",
+  plural: "slopolicies",
+  singular: "slopolicy",
+  scope: "Namespaced",
+} as const;
+
+export interface SloPolicySpec {
+  /** Empty or absent matchLabels selects every pod of the namespace, as in Kubernetes selectors. */
+  readonly selector: { readonly matchLabels?: Readonly<Record<string, string>> };
+  readonly budgetMs: number;
+  readonly importance?: number;
+}
+
+export interface SloPolicy {
+  readonly apiVersion: typeof SLO_POLICY_CRD.apiVersion;
+  readonly kind: typeof SLO_POLICY_CRD.kind;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly uid?: string;
+    readonly resourceVersion?: string;
+  };
+  readonly spec: SloPolicySpec;
+}
+
+/** The parts of a v1 Pod's metadata the SLO depends on. */
+export interface PodMeta {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export type PodSloDecision =
+  | { readonly kind: "none" }
+  | {
+      readonly kind: "slo";
+      readonly budgetMs: number;
+      readonly importance: number;
+      /** "annotations" or "SloPolicy <ns>/<name>", for logs. */
+      readonly from: string;
+    }
+  | { readonly kind: "error"; readonly message: string };
+
+const DECIMAL_RE = /^\d+(\.\d+)?$/;
+const INTEGER_RE = /^\d+$/;
+
+const budgetHint = `a number of milliseconds from ${BUDGET_MIN_MS} to ${BUDGET_MAX_MS}, e.g. "20"`;
+const importanceHint = `an integer from ${IMPORTANCE_MIN} to ${IMPORTANCE_MAX} (default ${DEFAULT_IMPORTANCE})`;
+
+function podName(pod: PodMeta): string {
+  return `${pod.namespace}/${pod.name}`;
+}
+
+type Parsed = { readonly value?: number; readonly error?: string };
+
+function parseBudgetAnnotation(pod: PodMeta): Parsed {
+  const raw = pod.annotations?.[ANNOTATION_BUDGET_MS];
+  if (raw === undefined) return {};
+  const text = raw.trim();
+  const value = Number(text);
+  if (!DECIMAL_RE.test(text) || value < BUDGET_MIN_MS || value > BUDGET_MAX_MS) {
+    return {
+      error:
+        `pod ${podName(pod)}: annotation ${ANNOTATION_BUDGET_MS}=${JSON.stringify(raw)} is invalid; ` +
+        `set it to ${budgetHint}`,
+    };
+  }
+  return { value };
+}
+
+function parseImportanceAnnotation(pod: PodMeta): Parsed {
+  const raw = pod.annotations?.[ANNOTATION_IMPORTANCE];
+  if (raw === undefined) return {};
+  const text = raw.trim();
+  const value = Number(text);
+  if (!INTEGER_RE.test(text) || value < IMPORTANCE_MIN || value > IMPORTANCE_MAX) {
+    return {
+      error:
+        `pod ${podName(pod)}: annotation ${ANNOTATION_IMPORTANCE}=${JSON.stringify(raw)} is invalid; ` +
+        `set it to ${importanceHint}, or remove it`,
+    };
+  }
+  return { value };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return isRecord(v) && Object.values(v).every((x) => typeof x === "string");
+}
+
+/** Checks an object from the API server; the error names the policy, the field and the fix. */
+export function parseSloPolicy(
+  obj: unknown,
+): { readonly policy: SloPolicy } | { readonly error: string } {
+  const meta = isRecord(obj) && isRecord(obj.metadata) ? obj.metadata : {};
+  const name = typeof meta.name === "string" ? meta.name : "";
+  const namespace = typeof meta.namespace === "string" ? meta.namespace : "";
+  const id = `SloPolicy ${namespace || "?"}/${name || "?"}`;
+  if (!isRecord(obj) || name === "" || namespace === "") {
+    return { error: `${id}: metadata.name and metadata.namespace are required` };
+  }
+  const spec = obj.spec;
+  if (!isRecord(spec))
+    return { error: `${id}: spec is missing; set spec.budgetMs and spec.selector` };
+  const selector = spec.selector;
+  if (selector !== undefined && !isRecord(selector)) {
+    return { error: `${id}: spec.selector must be an object like {matchLabels: {app: web}}` };
+  }
+  const matchLabels = isRecord(selector) ? selector.matchLabels : undefined;
+  if (matchLabels !== undefined && !isStringMap(matchLabels)) {
+    return { error: `${id}: spec.selector.matchLabels must map label names to string values` };
+  }
+  const budgetMs = spec.budgetMs;
+  if (
+    typeof budgetMs !== "number" ||
+    !Number.isFinite(budgetMs) ||
+    budgetMs < BUDGET_MIN_MS ||
+    budgetMs > BUDGET_MAX_MS
+  ) {
+    return {
+      error: `${id}: spec.budgetMs=${JSON.stringify(budgetMs)} is invalid; set it to ${budgetHint.replace(/"/g, "")}`,
+    };
+  }
+  const importance = spec.importance;
+  if (
+    importance !== undefined &&
+    (typeof importance !== "number" ||
+      !Number.isInteger(importance) ||
+      importance < IMPORTANCE_MIN ||
+      importance > IMPORTANCE_MAX)
+  ) {
+    return {
+      error: `${id}: spec.importance=${JSON.stringify(importance)} is invalid; set it to ${importanceHint}, or remove it`,
+    };
+  }
+  return {
+    policy: {
+      apiVersion: SLO_POLICY_CRD.apiVersion,
+      kind: SLO_POLICY_CRD.kind,
+      metadata: {
+        name,
+        namespace,
+        ...(typeof meta.uid === "string" ? { uid: meta.uid } : {}),
+        ...(typeof meta.resourceVersion === "string"
+          ? { resourceVersion: meta.resourceVersion }
+          : {}),
+      },
+      spec: {
+        selector: matchLabels === undefined ? {} : { matchLabels: { ...matchLabels } },
+        budgetMs,
+        ...(importance === undefined ? {} : { importance }),
+      },
+    },
+  };
+}
+
+export function policySelectsPod(policy: SloPolicy, pod: PodMeta): boolean {
+  if (policy.metadata.namespace !== pod.namespace) return false;
+  const wanted = policy.spec.selector.matchLabels ?? {};
+  return Object.entries(wanted).every(([k, v]) => pod.labels?.[k] === v);
+}
+
+/**
+ * The policy that governs a pod: lowest budget; then the higher importance; then the policy name,
+ * so the answer never depends on the order the API server listed them in.
+ */
+export function selectPolicy(pod: PodMeta, policies: readonly SloPolicy[]): SloPolicy | null {
+  let best: SloPolicy | null = null;
+  for (const p of policies) {
+    if (!policySelectsPod(p, pod)) continue;
+    if (best === null || comparePolicies(p, best) < 0) best = p;
+  }
+  return best;
+}
+
+function comparePolicies(a: SloPolicy, b: SloPolicy): number {
+  if (a.spec.budgetMs !== b.spec.budgetMs) return a.spec.budgetMs - b.spec.budgetMs;
+  const ia = a.spec.importance ?? DEFAULT_IMPORTANCE;
+  const ib = b.spec.importance ?? DEFAULT_IMPORTANCE;
+  if (ia !== ib) return ib - ia;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+export function decidePodSlo(pod: PodMeta, policies: readonly SloPolicy[] = []): PodSloDecision {
+  const budget = parseBudgetAnnotation(pod);
+  const importance = parseImportanceAnnotation(pod);
+  if (budget.error !== undefined) return { kind: "error", message: budget.error };
+  if (importance.error !== undefined) return { kind: "error", message: importance.error };
+
+  if (budget.value !== undefined) {
+    return {
+      kind: "slo",
+      budgetMs: budget.value,
+      importance: importance.value ?? DEFAULT_IMPORTANCE,
+      from: "annotations",
+    };
+  }
+  const policy = selectPolicy(pod, policies);
+  if (policy === null) {
+    if (importance.value === undefined) return { kind: "none" };
+    return {
+      kind: "error",
+      message:
+        `pod ${podName(pod)}: annotation ${ANNOTATION_IMPORTANCE} is set but there is no ` +
+        `${ANNOTATION_BUDGET_MS} and no SloPolicy selects the pod; add ${ANNOTATION_BUDGET_MS} ` +
+        `(${budgetHint})`,
+    };
+  }
+  return {
+    kind: "slo",
+    budgetMs: policy.spec.budgetMs,
+    importance: importance.value ?? policy.spec.importance ?? DEFAULT_IMPORTANCE,
+    from: `SloPolicy ${policy.metadata.namespace}/${policy.metadata.name}`,
+  };
+}
+
+export function podOrigin(pod: PodMeta): string {
+  return `k8s:pod/${pod.namespace}/${pod.name}`;
+}
+
+/** The rule for one pod whose pod-level cgroup is cgroupPath. */
+export function podSloRule(
+  pod: PodMeta,
+  cgroupPath: string,
+  slo: { readonly budgetMs: number; readonly importance: number },
+): SloRule {
+  return {
+    match: { kind: "path", path: cgroupPath },
+    budgetNs: Math.round(slo.budgetMs * NS_PER_MS),
+    importance: slo.importance,
+    labels: { namespace: pod.namespace, pod: pod.name },
+    origin: { source: podOrigin(pod) },
+  };
+}
