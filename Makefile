@@ -43,13 +43,13 @@ lint: deps
 
 ## test: everything, the VM tests against the real sched_ext kernel included
 test: build lint
-	node --test --test-reporter=spec --test-concurrency=1 dist/test/
+	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test -name "*.test.js" | sort)
 
 test-unit: build
-	node --test --test-reporter=spec dist/test/unit/
+	node --test --test-reporter=spec $$(find dist/test/unit -name "*.test.js" | sort)
 
 test-vm: build
-	node --test --test-reporter=spec --test-concurrency=1 dist/test/vm/
+	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test/vm -name "*.test.js" | sort)
 
 ## demo: boot the sched_ext VM and show what is there
 demo: build

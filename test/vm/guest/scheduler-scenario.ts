@@ -1,0 +1,172 @@
+// Runs inside the sched_ext VM (driven by test/vm/scheduler.test.ts): loads scx_slo, exercises it
+// with real processes in real cgroups, and writes what it observed to $SCXVM_OUT/scenario.json.
+import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createCgroup, readCpuStat } from "../../../src/cgroup/cgroupfs.js";
+import {
+  defaultLoaderPaths,
+  loadScheduler,
+  LoaderError,
+  LoaderSession,
+  schedulerStatus,
+  unloadScheduler,
+  type MissEvent,
+} from "../../../src/sched/loader.js";
+import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
+
+const out: Record<string, unknown> = {};
+const save = () =>
+  writeFileSync(
+    path.join(process.env.SCXVM_OUT ?? "/tmp", "scenario.json"),
+    JSON.stringify(out, null, 1),
+  );
+const sysfs = (f: string) => readFileSync(`/sys/kernel/sched_ext/${f}`, "utf8").trim();
+const paths = defaultLoaderPaths();
+
+async function errorOf(p: Promise<unknown>): Promise<string | null> {
+  try {
+    await p;
+    return null;
+  } catch (err) {
+    return err instanceof LoaderError ? err.message : String(err);
+  }
+}
+
+function runFor(cgroup: string, argv: string[]) {
+  return waitFor(spawnInCgroup(cgroup, argv));
+}
+
+out.stateBefore = sysfs("state");
+await loadScheduler(paths);
+out.stateLoaded = sysfs("state");
+out.opsLoaded = sysfs("root/ops");
+const enableSeq = sysfs("enable_seq");
+out.enableSeqLoaded = enableSeq;
+out.secondLoadError = await errorOf(loadScheduler(paths));
+save();
+
+const sloId = createCgroup("/t/slo");
+createCgroup("/t/batch");
+const session = new LoaderSession(paths);
+const misses: MissEvent[] = [];
+session.on("miss", (ev: MissEvent) => misses.push(ev));
+await session.set([{ cgroupId: sloId, budgetNs: 1_000_000, importance: 90 }]);
+out.sloCgroupId = String(sloId);
+
+// Both cgroups burn CPU at once: 3 hogs under a 1 ms budget (misses are certain with 2 CPUs),
+// 4 hogs with no SLO. Every process must get CPU time.
+const before = {
+  slo: readCpuStat("/t/slo").usage_usec!,
+  batch: readCpuStat("/t/batch").usage_usec!,
+};
+const slo = runFor("/t/slo", [
+  "stress-ng",
+  "--cpu",
+  "3",
+  "--timeout",
+  "4s",
+  "--temp-path",
+  "/tmp",
+  "-q",
+]);
+const batch = runFor("/t/batch", [
+  "stress-ng",
+  "--cpu",
+  "4",
+  "--timeout",
+  "4s",
+  "--temp-path",
+  "/tmp",
+  "-q",
+]);
+const [sloRun, batchRun] = await Promise.all([slo, batch]);
+out.hogExit = { slo: sloRun.code, batch: batchRun.code };
+out.cpuUsec = {
+  slo: readCpuStat("/t/slo").usage_usec! - before.slo,
+  batch: readCpuStat("/t/batch").usage_usec! - before.batch,
+};
+await sleep(300);
+const stats = await session.stats();
+const mine = stats.cgroups.find((c) => c.cgroupId === sloId);
+out.stats = mine
+  ? {
+      runs: mine.runs,
+      misses: mine.misses,
+      waitSumNs: mine.waitSumNs,
+      budgetNs: mine.budgetNs,
+      importance: mine.importance,
+      histTotal: mine.hist.reduce((a, b) => a + b, 0),
+    }
+  : null;
+out.counters = stats.counters;
+out.missEvents = misses.filter((m) => m.cgroupId === sloId).length;
+out.missEventSample = misses[0] ? { ...misses[0], cgroupId: String(misses[0].cgroupId) } : null;
+out.stateAfterLoad = sysfs("state");
+save();
+
+// An SLO change applies live: new budget visible in the kernel's stats, no re-attach.
+await session.set([{ cgroupId: sloId, budgetNs: 7_000_000, importance: 40 }]);
+await runFor("/t/slo", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.01; done"]);
+const changed = (await session.stats()).cgroups.find((c) => c.cgroupId === sloId);
+out.changed = changed ? { budgetNs: changed.budgetNs, importance: changed.importance } : null;
+out.enableSeqAfterChange = sysfs("enable_seq");
+
+// User space bypassed: out-of-range values written straight into the pinned map are clamped by
+// the BPF side (1 ms..10 s, importance 1..100).
+const rawId = createCgroup("/t/raw");
+const u64le = (v: bigint) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return [...b].map(String);
+};
+const u32le = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return [...b].map(String);
+};
+execFileSync("bpftool", [
+  "map",
+  "update",
+  "pinned",
+  `${paths.pinDir}/slo_map`,
+  "key",
+  ...u64le(rawId),
+  "value",
+  ...u64le(5n),
+  ...u32le(1000),
+  ...u32le(0),
+]);
+await session.set([{ cgroupId: sloId, budgetNs: 7_000_000, importance: 40 }]); // bumps the generation
+await runFor("/t/raw", ["sh", "-c", "for i in 1 2 3 4 5; do sleep 0.01; done"]);
+const raw = (await session.stats()).cgroups.find((c) => c.cgroupId === rawId);
+out.bypassed = raw ? { budgetNs: raw.budgetNs, importance: raw.importance } : null;
+save();
+
+// The loader process is long gone and the session dies too: the pinned scheduler stays.
+await session.close();
+await sleep(300);
+out.stateAfterLoaderExit = sysfs("state");
+out.opsAfterLoaderExit = sysfs("root/ops");
+
+// Not root: one clear line.
+const asNobody = spawnSync(
+  "setpriv",
+  ["--reuid=65534", "--regid=65534", "--clear-groups", paths.binary, "load"],
+  { encoding: "utf8" },
+);
+out.notRootError = asNobody.stderr.trim();
+
+// Unpinning the link: the kernel takes every task back to the fair class, tasks keep running.
+const survivor = spawnInCgroup("/t/slo", ["sleep", "30"]);
+await unloadScheduler(paths);
+const t0 = Date.now();
+while (sysfs("state") !== "disabled" && Date.now() - t0 < 5000) await sleep(20);
+out.stateAfterUnload = sysfs("state");
+out.unloadToDisabledMs = Date.now() - t0;
+out.survivorAlive = survivor.exitCode === null && survivor.signalCode === null;
+out.exitAfterUnload = (await schedulerStatus(paths)).exit ?? null;
+survivor.kill();
+await unloadScheduler(paths, true);
+save();
+console.log("scenario complete");

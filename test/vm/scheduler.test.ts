@@ -1,0 +1,89 @@
+// scx_slo on a real sched_ext kernel: verifier, attach, policy effects, live SLO changes,
+// pinning, fallback, and the loader's errors. One VM boot runs test/vm/guest/scheduler-scenario.ts.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { runInVm } from "../../vm/harness.js";
+
+type Scenario = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let scenario: Scenario;
+
+test("scheduler scenario runs in the VM", async () => {
+  const r = await runInVm({
+    command: "node dist/test/vm/guest/scheduler-scenario.js",
+    timeoutMs: 180_000,
+  });
+  const file = path.join(r.outDir, "scenario.json");
+  scenario = JSON.parse(readFileSync(file, "utf8")) as Scenario;
+  assert.equal(r.exitCode, 0, r.output);
+  assert.doesNotMatch(
+    r.dmesg,
+    /sched_ext: .*(error|stall)/i,
+    "kernel log shows no scheduler error",
+  );
+});
+
+test("verifier accepts the object and scx_slo attaches", () => {
+  assert.equal(scenario.stateBefore, "disabled");
+  assert.equal(scenario.stateLoaded, "enabled");
+  assert.equal(scenario.opsLoaded, "scx_slo");
+});
+
+test("a second load is refused with one clear line", () => {
+  assert.match(scenario.secondLoadError, /already loaded/);
+});
+
+test("SLO and non-SLO cgroups both get CPU while both burn it", () => {
+  assert.deepEqual(scenario.hogExit, { slo: 0, batch: 0 });
+  const { slo, batch } = scenario.cpuUsec as { slo: number; batch: number };
+  console.log(
+    `# cpu over 4 s: SLO cgroup ${(slo / 1e6).toFixed(2)} s, batch ${(batch / 1e6).toFixed(2)} s`,
+  );
+  assert.ok(slo > 1e6, `SLO cgroup ran ${slo} us`);
+  assert.ok(batch > 0.3e6, `batch was starved: ${batch} us`);
+  assert.equal(scenario.stateAfterLoad, "enabled", "watchdog did not eject the scheduler");
+});
+
+test("in-kernel stats show the SLO cgroup's waits, and forced misses are counted and streamed", () => {
+  const s = scenario.stats;
+  assert.ok(s, "the SLO cgroup has a stats entry");
+  assert.ok(s.runs > 100, `runs ${s.runs}`);
+  assert.equal(s.histTotal, s.runs, "every measured wait is in the histogram");
+  assert.ok(s.waitSumNs > 0);
+  assert.ok(s.misses > 0, "3 hogs under a 1 ms budget on 2 CPUs must miss");
+  assert.ok(scenario.missEvents > 0, "misses arrive on the ring buffer");
+  assert.equal(scenario.missEventSample.budgetNs, 1_000_000);
+  assert.ok(scenario.missEventSample.waitNs > 1_000_000);
+  console.log(
+    `# runs ${s.runs}, misses ${s.misses}, miss events received ${scenario.missEvents}, drops ${scenario.counters.miss_drops}`,
+  );
+});
+
+test("an SLO change applies live, without re-attaching", () => {
+  assert.deepEqual(scenario.changed, { budgetNs: 7_000_000, importance: 40 });
+  assert.equal(scenario.enableSeqAfterChange, scenario.enableSeqLoaded);
+});
+
+test("out-of-range values written straight into the map are clamped by the BPF side", () => {
+  assert.deepEqual(scenario.bypassed, { budgetNs: 1_000_000, importance: 100 });
+});
+
+test("the scheduler keeps running after the loader and its session exit", () => {
+  assert.equal(scenario.stateAfterLoaderExit, "enabled");
+  assert.equal(scenario.opsAfterLoaderExit, "scx_slo");
+});
+
+test("loading as non-root fails with one line naming the cause", () => {
+  assert.match(scenario.notRootError, /^scx-slo-loader: error: not root/);
+  assert.equal(scenario.notRootError.split("\n").length, 1);
+});
+
+test("unpinning the link returns every task to the fair class", () => {
+  assert.equal(scenario.stateAfterUnload, "disabled");
+  assert.ok(scenario.unloadToDisabledMs < 1000, `${scenario.unloadToDisabledMs} ms`);
+  assert.ok(scenario.survivorAlive, "a task of the SLO cgroup survived the switch");
+  assert.equal(scenario.exitAfterUnload.kind_name, "unregistered");
+  assert.match(scenario.exitAfterUnload.reason, /unregistered from user space/);
+});
