@@ -28,6 +28,13 @@ $(BUILD)/scx_slo.bpf.o: bpf/scx_slo.bpf.c bpf/scx_slo.h bpf/policy.h | setup
 	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -I$(KERNEL_DIR) -Ibpf \
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
 
+## the same scheduler with test hooks (watchdog tests); never loaded outside tests
+bpf: $(BUILD)/scx_slo_test.bpf.o
+$(BUILD)/scx_slo_test.bpf.o: bpf/scx_slo.bpf.c bpf/scx_slo.h bpf/policy.h | setup
+	@mkdir -p $(BUILD)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DSCX_SLO_TEST_HOOKS -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
 native: $(BUILD)/scx-slo-loader
 $(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/common.h bpf/scx_slo.h | setup

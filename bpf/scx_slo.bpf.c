@@ -57,6 +57,15 @@ const volatile u64 min_slice_ns = 200 * 1000ULL;
 const volatile u64 lag_cap_ns = 100 * NSEC_PER_MSEC;
 const volatile u32 nr_cpus = 1;  /* possible CPUs */
 
+#ifdef SCX_SLO_TEST_HOOKS
+/*
+ * Test builds only (build/scx_slo_test.bpf.o): tasks of this cgroup are parked in a queue that
+ * is never dispatched, so the kernel's runnable-task watchdog must eject the scheduler.
+ */
+const volatile u64 test_stall_cgid;
+#define STALL_DSQ 1
+#endif
+
 /*
  * Kfuncs. Declared here rather than taken from a kernel tree so the object is self-contained;
  * the ones renamed in 6.13 are declared under both names as weak symbols and picked at run time.
@@ -86,13 +95,19 @@ static __always_inline void insert_local(struct task_struct *p, u64 slice, u64 e
 		scx_bpf_dispatch(p, SCX_DSQ_LOCAL, slice, enq_flags);
 }
 
+static __always_inline void insert_vtime_into(struct task_struct *p, u64 dsq, u64 slice, u64 dl,
+					      u64 enq_flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime))
+		scx_bpf_dsq_insert_vtime(p, dsq, slice, dl, enq_flags);
+	else
+		scx_bpf_dispatch_vtime(p, dsq, slice, dl, enq_flags);
+}
+
 static __always_inline void insert_by_deadline(struct task_struct *p, u64 slice, u64 dl,
 					       u64 enq_flags)
 {
-	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime))
-		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, dl, enq_flags);
-	else
-		scx_bpf_dispatch_vtime(p, SHARED_DSQ, slice, dl, enq_flags);
+	insert_vtime_into(p, SHARED_DSQ, slice, dl, enq_flags);
 }
 
 static __always_inline bool move_to_local(u64 dsq_id)
@@ -449,22 +464,30 @@ static void kick_idle_for(struct task_struct *p)
 
 s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	struct task_ctx *tctx;
+	struct task_ctx *tctx = task_slo(p);
 	bool is_idle = false;
-	s32 cpu;
+	s32 cpu, victim;
 
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle && (tctx = task_slo(p))) {
+	if (!tctx)
+		return cpu;
+	tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
+	if (is_idle) {
 		struct slo_counters *cnt = counters();
 
-		tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
 		insert_local(p, task_slice(tctx), 0);
 		if (cnt)
 			cnt->direct_idle++;
+		return cpu;
 	}
+	/*
+	 * No idle CPU: wake an SLO task up on the CPU it will preempt, so that ops.enqueue runs on
+	 * that CPU's run-queue and the preemption is local (no migration afterwards).
+	 */
+	if (tctx->has_slo && (victim = pick_victim(p, tctx)) >= 0)
+		return victim;
 	return cpu;
 }
-
 void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx;
@@ -482,6 +505,12 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		insert_by_deadline(p, max_slice_ns, now_ns() + default_budget_ns, enq_flags);
 		return;
 	}
+#ifdef SCX_SLO_TEST_HOOKS
+	if (test_stall_cgid && tctx->slo_cgid == test_stall_cgid) {
+		insert_vtime_into(p, STALL_DSQ, max_slice_ns, 0, enq_flags);
+		return;
+	}
+#endif
 	tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
 	if (tctx->has_slo && place_now(p, tctx, enq_flags))
 		return;
@@ -556,6 +585,10 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(slo_init)
 	ex = bpf_map_lookup_elem(&exit_map, &zero);
 	if (ex)
 		ex->kind = 0;
+#ifdef SCX_SLO_TEST_HOOKS
+	if (scx_bpf_create_dsq(STALL_DSQ, -1))
+		return -ENOMEM;
+#endif
 	return scx_bpf_create_dsq(SHARED_DSQ, -1);
 }
 

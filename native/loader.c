@@ -87,6 +87,7 @@ struct load_opts {
 	__u64 default_budget_ns;
 	__u32 default_importance;
 	__u64 max_slice_ns;
+	__u64 test_stall_cgid;  /* test builds only: a cgroup whose tasks are never dispatched */
 };
 
 static int cmd_load(const char *pin_dir, const struct load_opts *o)
@@ -124,6 +125,10 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 	    set_rodata(obj, "nr_cpus", &nr_cpus, 4)) {
 		bpf_object__close(obj);
 		return fail("BPF object %s lacks the expected tunables; rebuild it", o->obj_path);
+	}
+	if (o->test_stall_cgid && set_rodata(obj, "test_stall_cgid", &o->test_stall_cgid, 8)) {
+		bpf_object__close(obj);
+		return fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
 	}
 
 	/* Pinned maps are reused when present, so SLOs and stats survive a re-attach. */
@@ -226,6 +231,7 @@ static void usage(void)
 		"  --default-importance N   importance for tasks without an SLO (load; default 50)\n"
 		"  --max-slice-us N         longest time slice (load; default 5000)\n"
 		"  --purge                  unload: also remove the pinned maps\n"
+		"  --test-stall-cgroup ID   load, test build only: never dispatch that cgroup\n"
 		"  -v                       verbose libbpf output\n",
 		DEFAULT_PIN_DIR);
 }
@@ -239,6 +245,7 @@ int main(int argc, char **argv)
 		{ "default-importance", required_argument, NULL, 'i' },
 		{ "max-slice-us", required_argument, NULL, 's' },
 		{ "purge", no_argument, NULL, 'P' },
+		{ "test-stall-cgroup", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char default_obj[PATH_MAX];
@@ -279,6 +286,10 @@ int main(int argc, char **argv)
 			lo.max_slice_ns = v * 1000;
 			break;
 		case 'P': purge = 1; break;
+		case 'T':
+			if (parse_u64(optarg, &lo.test_stall_cgid))
+				return fail("--test-stall-cgroup takes a cgroup id, got '%s'", optarg);
+			break;
 		case 'v': verbose = 1; break;
 		default: usage(); return 2;
 		}
