@@ -1,0 +1,113 @@
+// Runs inside the sched_ext VM (driven by test/vm/watchdog.test.ts). A test build of scx_slo that
+// never dispatches one cgroup must be ejected by the kernel's runnable-task watchdog, every task
+// must keep running on the fair class, and the reason must be readable afterwards. Then the normal
+// build runs 8 hogs per CPU plus SLO cgroups burning CPU nonstop, and must not be ejected.
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createCgroup, readCpuStat } from "../../../src/cgroup/cgroupfs.js";
+import {
+  defaultLoaderPaths,
+  loadScheduler,
+  LoaderSession,
+  schedulerStatus,
+  unloadScheduler,
+} from "../../../src/sched/loader.js";
+import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
+import { execFileSync } from "node:child_process";
+
+const out: Record<string, unknown> = {};
+const save = () =>
+  writeFileSync(
+    path.join(process.env.SCXVM_OUT ?? "/tmp", "scenario.json"),
+    JSON.stringify(out, null, 1),
+  );
+const state = () => readFileSync("/sys/kernel/sched_ext/state", "utf8").trim();
+const paths = defaultLoaderPaths();
+const soakS = Number(process.env.SOAK_S ?? "20");
+
+// 1. The stalling test build.
+const stuckId = createCgroup("/w/stuck");
+execFileSync(paths.binary, [
+  "load",
+  "--obj",
+  paths.object.replace(/scx_slo\.bpf\.o$/, "scx_slo_test.bpf.o"),
+  "--test-stall-cgroup",
+  String(stuckId),
+  "--pin-dir",
+  paths.pinDir,
+]);
+const session = new LoaderSession(paths);
+await session.set([{ cgroupId: stuckId, budgetNs: 5_000_000, importance: 50 }]);
+await session.close();
+const stuckBefore = readCpuStat("/w/stuck").usage_usec!;
+const t0 = Date.now();
+const victim = spawnInCgroup("/w/stuck", ["sh", "-c", "while :; do :; done"]);
+while (state() !== "disabled" && Date.now() - t0 < 30_000) await sleep(50);
+out.ejectedAfterMs = Date.now() - t0;
+out.stateAfterStall = state();
+out.exit = (await schedulerStatus(paths)).exit ?? null;
+await sleep(1000);
+out.stuckRanAfterFallbackUsec = readCpuStat("/w/stuck").usage_usec! - stuckBefore;
+victim.kill("SIGKILL");
+await unloadScheduler(paths, true);
+save();
+
+// 2. The normal build under abuse: 16 hogs on 2 CPUs with no SLO, 2 SLO cgroups burning CPU.
+await loadScheduler(paths);
+const burnA = createCgroup("/w/burn-a");
+const burnB = createCgroup("/w/burn-b");
+createCgroup("/w/batch");
+const s2 = new LoaderSession(paths);
+await s2.set([
+  { cgroupId: burnA, budgetNs: 1_000_000, importance: 100 },
+  { cgroupId: burnB, budgetNs: 2_000_000, importance: 90 },
+]);
+const batchBefore = readCpuStat("/w/batch").usage_usec!;
+const hogs = [
+  waitFor(
+    spawnInCgroup("/w/batch", [
+      "stress-ng",
+      "--cpu",
+      "16",
+      "--timeout",
+      `${soakS}s`,
+      "--temp-path",
+      "/tmp",
+      "-q",
+    ]),
+  ),
+  waitFor(
+    spawnInCgroup("/w/burn-a", [
+      "stress-ng",
+      "--cpu",
+      "2",
+      "--timeout",
+      `${soakS}s`,
+      "--temp-path",
+      "/tmp",
+      "-q",
+    ]),
+  ),
+  waitFor(
+    spawnInCgroup("/w/burn-b", [
+      "stress-ng",
+      "--cpu",
+      "2",
+      "--timeout",
+      `${soakS}s`,
+      "--temp-path",
+      "/tmp",
+      "-q",
+    ]),
+  ),
+];
+const codes = (await Promise.all(hogs)).map((r) => r.code);
+out.soakSeconds = soakS;
+out.soakExitCodes = codes;
+out.stateAfterSoak = state();
+out.batchCpuUsecDuringSoak = readCpuStat("/w/batch").usage_usec! - batchBefore;
+out.exitAfterSoak = (await schedulerStatus(paths)).exit ?? null;
+await s2.close();
+await unloadScheduler(paths, true);
+save();
+console.log("watchdog scenario complete");

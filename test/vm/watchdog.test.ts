@@ -1,0 +1,45 @@
+// The kernel's safety net, proven: a scheduler that stops dispatching is ejected and every task
+// goes back to the fair class; the normal build never trips the watchdog, even under abuse.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { runInVm } from "../../vm/harness.js";
+
+type Scenario = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+let s: Scenario;
+// CI soaks for 20 s; SOAK_S=120 gives the 2-minute run (see docs/reliability.md).
+const soakS = Number(process.env.SOAK_S ?? "20");
+
+test("watchdog scenario runs in the VM", async () => {
+  const r = await runInVm({
+    command: "node dist/test/vm/guest/watchdog-scenario.js",
+    env: { SOAK_S: String(soakS) },
+    timeoutMs: 120_000 + soakS * 2000,
+  });
+  s = JSON.parse(readFileSync(path.join(r.outDir, "scenario.json"), "utf8")) as Scenario;
+  assert.equal(r.exitCode, 0, r.output);
+});
+
+test("a scheduler that never dispatches a cgroup is ejected by the kernel (runnable task stall)", () => {
+  console.log(`# ejected ${s.ejectedAfterMs} ms after the stalled task started (timeout_ms 5000)`);
+  assert.equal(s.stateAfterStall, "disabled");
+  assert.ok(s.ejectedAfterMs < 15_000, `${s.ejectedAfterMs} ms`);
+  assert.equal(s.exit.kind_name, "error_stall");
+  assert.match(s.exit.reason + s.exit.msg, /stall|runnable/i);
+});
+
+test("after the ejection the stalled task runs on the fair class", () => {
+  assert.ok(s.stuckRanAfterFallbackUsec > 300_000, `${s.stuckRanAfterFallbackUsec} us in 1 s`);
+});
+
+test("the normal build survives 8 hogs per CPU and SLO cgroups burning CPU nonstop", () => {
+  assert.deepEqual(s.soakExitCodes, [0, 0, 0]);
+  assert.equal(s.stateAfterSoak, "enabled");
+  assert.equal(s.exitAfterSoak.kind, 0);
+  const share = s.batchCpuUsecDuringSoak / (s.soakSeconds * 2e6);
+  console.log(
+    `# ${s.soakSeconds} s soak: batch (no SLO) got ${(share * 100).toFixed(1)}% of the CPUs`,
+  );
+  assert.ok(share > 0.05, "work without an SLO is slowed, never starved");
+});
