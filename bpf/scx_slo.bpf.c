@@ -27,7 +27,8 @@
  * counted as dropped.
  *
  * The maps are pinned by the loader, so the scheduler outlives the process that loaded it; user
- * space changes SLOs by writing slo_map and bumping control.gen, never by reloading. If this
+ * space changes SLOs by writing slo_map and bumping control.gen, never by reloading. A cgroup's
+ * entries are dropped here when the cgroup is destroyed, so they cannot leak. If this
  * scheduler errors out or stalls, sched_ext puts every task back on the fair class by itself;
  * why it stopped is kept in exit_map.
  */
@@ -567,6 +568,18 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		tctx->runnable_at = now;
 }
 
+/*
+ * A cgroup is being destroyed: drop its SLO and stats here, so nothing leaks even while no agent
+ * runs. (Called for cgroups on the cpu controller's hierarchy, which every Kubernetes pod is.)
+ */
+void BPF_STRUCT_OPS(slo_cgroup_exit, struct cgroup *cgrp)
+{
+	u64 id = BPF_CORE_READ(cgrp, kn, id);
+
+	bpf_map_delete_elem(&slo_map, &id);
+	bpf_map_delete_elem(&stats_map, &id);
+}
+
 s32 BPF_STRUCT_OPS(slo_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
 	if (!bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
@@ -616,6 +629,7 @@ struct sched_ext_ops slo_ops = {
 	.running = (void *)slo_running,
 	.stopping = (void *)slo_stopping,
 	.init_task = (void *)slo_init_task,
+	.cgroup_exit = (void *)slo_cgroup_exit,
 	.init = (void *)slo_init,
 	.exit = (void *)slo_exit,
 	.timeout_ms = 5000,

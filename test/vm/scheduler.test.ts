@@ -70,6 +70,10 @@ test("out-of-range values written straight into the map are clamped by the BPF s
   assert.deepEqual(scenario.bypassed, { budgetNs: 1_000_000, importance: 100 });
 });
 
+test("removing an SLO cgroup drops its map and stats entries in the kernel", () => {
+  assert.deepEqual(scenario.doomed, { listedBefore: true, listedAfter: false, statsAfter: false });
+});
+
 test("the scheduler keeps running after the loader and its session exit", () => {
   assert.equal(scenario.stateAfterLoaderExit, "enabled");
   assert.equal(scenario.opsAfterLoaderExit, "scx_slo");

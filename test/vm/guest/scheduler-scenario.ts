@@ -3,7 +3,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { createCgroup, readCpuStat } from "../../../src/cgroup/cgroupfs.js";
+import { createCgroup, readCpuStat, removeCgroup } from "../../../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
   loadScheduler,
@@ -142,6 +142,19 @@ await runFor("/t/raw", ["sh", "-c", "for i in 1 2 3 4 5; do sleep 0.01; done"]);
 const raw = (await session.stats()).cgroups.find((c) => c.cgroupId === rawId);
 out.bypassed = raw ? { budgetNs: raw.budgetNs, importance: raw.importance } : null;
 save();
+
+// A cgroup with an SLO is removed: the kernel side drops its entries by itself.
+const doomedId = createCgroup("/t/doomed");
+await session.set([{ cgroupId: doomedId, budgetNs: 3_000_000, importance: 10 }]);
+await runFor("/t/doomed", ["sh", "-c", "sleep 0.05"]);
+const listedBefore = (await session.list()).some((e) => e.cgroupId === doomedId);
+removeCgroup("/t/doomed");
+await sleep(200);
+out.doomed = {
+  listedBefore,
+  listedAfter: (await session.list()).some((e) => e.cgroupId === doomedId),
+  statsAfter: (await session.stats()).cgroups.some((c) => c.cgroupId === doomedId),
+};
 
 // The loader process is long gone and the session dies too: the pinned scheduler stays.
 await session.close();
