@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm demo bench vm clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm demo bench bench-full vm clean
 
 all: build
 
@@ -58,9 +58,17 @@ test-unit: build
 test-vm: build
 	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test/vm -name "*.test.js" | sort)
 
-## demo: boot the sched_ext VM and show what is there
+## demo: boot the sched_ext VM, run the quick noisy-neighbour ladder (fair vs scx_slo), print the table
 demo: build
-	node dist/vm/cli.js -- 'echo "kernel $$(uname -r), sched_ext state: $$(cat /sys/kernel/sched_ext/state)"'
+	node dist/bench/run.js --quick
+
+## bench: the quick noisy-neighbour benchmark in the VM (one boot, under 5 min; .cache/bench-quick/)
+bench: build
+	node dist/bench/run.js --quick
+
+## bench-full [LABEL=x]: every arm, steps 0,1,2,4,8, 3 reps (bench/results/<date>[-label]/)
+bench-full: build
+	node dist/bench/run.js --full $(if $(LABEL),--label $(LABEL))
 
 ## vm CMD='...': run one command inside the sched_ext VM
 vm: build

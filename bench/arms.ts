@@ -18,6 +18,13 @@ export interface BenchCgroups {
   critical: string;
   batch: string;
   criticalId: bigint;
+  /**
+   * A load generator's cgroup (workloads with a client). It stands in for remote clients, so each
+   * arm gives it the critical cgroup's treatment: otherwise the arms would differ in how late the
+   * requests are sent, not in how the service is scheduled.
+   */
+  loadgen?: string;
+  loadgenId?: bigint;
 }
 
 export interface ArmSetup {
@@ -36,17 +43,17 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
   if (status.attached) await unloadScheduler(paths);
   writeCgroupFile(cg.critical, "cpu.weight", arm === "fair-weight" ? "10000" : "100");
   writeCgroupFile(cg.batch, "cpu.weight", arm === "fair-weight" ? "1" : "100");
+  if (cg.loadgen)
+    writeCgroupFile(cg.loadgen, "cpu.weight", arm === "fair-weight" ? "10000" : "100");
   if (arm !== "scx_slo") {
     return { batchIdle: arm === "fair-idle", teardown: async () => ({}) };
   }
   await loadScheduler(paths);
   const session = new LoaderSession(paths);
+  const slo = { budgetNs: CRITICAL_BUDGET_MS * NS_PER_MS, importance: CRITICAL_IMPORTANCE };
   await session.set([
-    {
-      cgroupId: cg.criticalId,
-      budgetNs: CRITICAL_BUDGET_MS * NS_PER_MS,
-      importance: CRITICAL_IMPORTANCE,
-    },
+    { cgroupId: cg.criticalId, ...slo },
+    ...(cg.loadgenId !== undefined ? [{ cgroupId: cg.loadgenId, ...slo }] : []),
   ]);
   const after = await schedulerStatus(paths);
   if (!after.attached) throw new Error(`scx_slo did not attach: state ${after.state}`);
@@ -57,7 +64,9 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
       await session.close();
       await unloadScheduler(paths);
       const crit = stats.cgroups.find((c) => c.cgroupId === cg.criticalId);
+      const gen = stats.cgroups.find((c) => c.cgroupId === cg.loadgenId);
       return {
+        ...(gen ? { loadgen_sched_wait_p99_us: histogramQuantileNs(gen.hist, 0.99) / 1000 } : {}),
         sched_wait_p99_us: crit ? histogramQuantileNs(crit.hist, 0.99) / 1000 : null,
         sched_wait_max_us: crit ? crit.waitMaxNs / 1000 : null,
         sched_runs: crit?.runs ?? 0,

@@ -19,11 +19,12 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 grep -q 'bookworm' /etc/os-release || say "warning: not Debian bookworm; package names may differ"
 
 APT_PKGS=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
-  busybox-static cpio xz-utils zstd rt-tests stress-ng curl)
+  busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15)
 BACKPORT_PKGS=(libbpf-dev bpftool qemu-system-x86)
 
 host_tools_present() {
-  for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng; do
+  for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng \
+    chrt setpriv ip /usr/lib/postgresql/15/bin/pgbench; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || return 1
   done
   [ -f /usr/include/bpf/libbpf.h ] || return 1
@@ -78,6 +79,9 @@ fi
 
 if ! host_tools_present; then
   say "installing toolchain and load tools"
+  # The benchmark runs its own PostgreSQL in the VM: no default cluster on the host.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/scx-slo.conf
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PKGS[@]}" >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -t bookworm-backports "${BACKPORT_PKGS[@]}" >/dev/null

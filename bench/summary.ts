@@ -1,0 +1,238 @@
+// Pure: raw records -> one median-over-reps cell per (workload, arm, step), and the issue's
+// targets checked on those cells. Used by the report, the chart and run.ts's terminal table.
+import { ALL_ARMS } from "./arms.js";
+import type { BenchRecord, ResultsFile } from "./results.js";
+import { median } from "./stats.js";
+
+export interface Cell {
+  workload: string;
+  arm: string;
+  bg: number;
+  reps: number;
+  p50_us: number;
+  p99_us: number;
+  p999_us: number;
+  batch_ops_per_s: number | null;
+  /** CPU the critical cgroup used, in cores (usage over the measured run); null when unknown. */
+  critical_cores: number | null;
+  /** The critical cgroup's cpu.max as cores (pgbench), null when unlimited or unknown. */
+  critical_limit_cores: number | null;
+}
+
+export const SCX_ARM = "scx_slo";
+export const BASE_ARM = "fair";
+export const TUNED_ARMS = ["fair-weight", "fair-idle"];
+
+/** Arms in the order the project lists them, unknown ones after, alphabetically. */
+export function armOrder(arms: Iterable<string>): string[] {
+  const rank = (a: string) => {
+    const i = (ALL_ARMS as readonly string[]).indexOf(a);
+    return i < 0 ? ALL_ARMS.length : i;
+  };
+  return [...new Set(arms)].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+export function workloadsOf(results: ResultsFile): string[] {
+  return [...new Set(results.records.map((r) => r.workload))];
+}
+
+export function stepsOf(cells: readonly Cell[], workload: string): number[] {
+  return [...new Set(cells.filter((c) => c.workload === workload).map((c) => c.bg))].sort(
+    (a, b) => a - b,
+  );
+}
+
+export function armsOf(cells: readonly Cell[], workload: string): string[] {
+  return armOrder(cells.filter((c) => c.workload === workload).map((c) => c.arm));
+}
+
+/** "50000 100000" -> 0.5 cores; "max ..." or anything else -> null. */
+export function cpuMaxCores(value: unknown): number | null {
+  if (typeof value !== "string") return null;
+  const m = /^(\d+)\s+(\d+)$/.exec(value.trim());
+  return m ? Number(m[1]) / Number(m[2]) : null;
+}
+
+function cores(r: BenchRecord): number | null {
+  // A workload that measures its own run (pgbench) knows the busy part of the window better.
+  if (typeof r.critical_run_cpu_usec === "number" && typeof r.run_s === "number" && r.run_s > 0) {
+    return r.critical_run_cpu_usec / (r.run_s * 1e6);
+  }
+  const window = typeof r.window_s === "number" ? r.window_s : null;
+  if (typeof r.critical_cpu_usec !== "number" || !window) return null;
+  return r.critical_cpu_usec / (window * 1e6);
+}
+
+function medianOrNull(xs: readonly (number | null | undefined)[]): number | null {
+  const nums = xs.filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+  return nums.length ? median(nums) : null;
+}
+
+export function summarize(results: ResultsFile): Cell[] {
+  const groups = new Map<string, BenchRecord[]>();
+  for (const r of results.records) {
+    const key = JSON.stringify([r.workload, r.arm, r.bg]);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const cells: Cell[] = [];
+  for (const rs of groups.values()) {
+    const first = rs[0]!;
+    cells.push({
+      workload: first.workload,
+      arm: first.arm,
+      bg: first.bg,
+      reps: rs.length,
+      p50_us: median(rs.map((r) => r.p50_us)),
+      p99_us: median(rs.map((r) => r.p99_us)),
+      p999_us: median(rs.map((r) => r.p999_us)),
+      batch_ops_per_s: medianOrNull(rs.map((r) => r.batch_ops_per_s)),
+      critical_cores: medianOrNull(rs.map(cores)),
+      critical_limit_cores: cpuMaxCores(first.critical_cpu_max),
+    });
+  }
+  const arms = armOrder(cells.map((c) => c.arm));
+  return cells.sort(
+    (a, b) =>
+      a.workload.localeCompare(b.workload) ||
+      a.bg - b.bg ||
+      arms.indexOf(a.arm) - arms.indexOf(b.arm),
+  );
+}
+
+export function findCell(
+  cells: readonly Cell[],
+  workload: string,
+  arm: string,
+  bg: number,
+): Cell | undefined {
+  return cells.find((c) => c.workload === workload && c.arm === arm && c.bg === bg);
+}
+
+/** Batch throughput relative to the untuned fair arm at the same step (null without one). */
+export function batchVsFair(cells: readonly Cell[], c: Cell): number | null {
+  const base = findCell(cells, c.workload, BASE_ARM, c.bg)?.batch_ops_per_s;
+  if (c.batch_ops_per_s === null || !base) return null;
+  return c.batch_ops_per_s / base;
+}
+
+export type Verdict = "PASS" | "MISS" | "n/a";
+
+export interface TargetCheck {
+  name: string;
+  /** The measured ratio, null when a cell it needs is missing. */
+  ratio: number | null;
+  /** "<=" and "<": ratio must not exceed limit; ">=": must reach it. */
+  cmp: "<=" | "<" | ">=";
+  limit: number;
+  verdict: Verdict;
+  /** How the ratio came about, and by how much it missed. */
+  detail: string;
+}
+
+export function judge(ratio: number | null, cmp: TargetCheck["cmp"], limit: number): Verdict {
+  if (ratio === null || !Number.isFinite(ratio)) return "n/a";
+  const ok = cmp === "<=" ? ratio <= limit : cmp === "<" ? ratio < limit : ratio >= limit;
+  return ok ? "PASS" : "MISS";
+}
+
+/** "missed by 54%": how far past the limit, as a share of the limit. */
+export function missBy(ratio: number, cmp: TargetCheck["cmp"], limit: number): string {
+  const pct = cmp === ">=" ? (1 - ratio / limit) * 100 : (ratio / limit - 1) * 100;
+  return `missed by ${pct < 0.05 ? "<0.1" : pct.toFixed(1)}%`;
+}
+
+function check(
+  name: string,
+  ratio: number | null,
+  cmp: TargetCheck["cmp"],
+  limit: number,
+  how: string,
+): TargetCheck {
+  const verdict = judge(ratio, cmp, limit);
+  const detail =
+    verdict === "MISS" && ratio !== null ? `${how}; ${missBy(ratio, cmp, limit)}` : how;
+  return { name, ratio, cmp, limit, verdict, detail };
+}
+
+const us = (x: number | undefined) => (x === undefined ? "missing" : `${Math.round(x)} us`);
+
+function ratioOf(a: number | null | undefined, b: number | null | undefined): number | null {
+  if (a === null || a === undefined || b === null || b === undefined || b === 0) return null;
+  return a / b;
+}
+
+/** The issue's targets for one workload, at the highest step scx_slo ran. */
+export function checkTargets(cells: readonly Cell[], workload: string): TargetCheck[] {
+  const scxSteps = cells.filter((c) => c.workload === workload && c.arm === SCX_ARM);
+  if (scxSteps.length === 0) return [];
+  const top = Math.max(...scxSteps.map((c) => c.bg));
+  const at = (arm: string, bg: number) => findCell(cells, workload, arm, bg);
+  const scxTop = at(SCX_ARM, top);
+  const scxIdle = at(SCX_ARM, 0);
+  const fairTop = at(BASE_ARM, top);
+  const out: TargetCheck[] = [
+    check(
+      `scx_slo p99 at bg=${top} <= 1.5x its own idle (bg=0) p99`,
+      ratioOf(scxTop?.p99_us, scxIdle?.p99_us),
+      "<=",
+      1.5,
+      `${us(scxTop?.p99_us)} vs ${us(scxIdle?.p99_us)}`,
+    ),
+    check(
+      `scx_slo p99 at bg=${top} <= 0.2x fair's`,
+      ratioOf(scxTop?.p99_us, fairTop?.p99_us),
+      "<=",
+      0.2,
+      `${us(scxTop?.p99_us)} vs ${us(fairTop?.p99_us)}`,
+    ),
+  ];
+  for (const arm of TUNED_ARMS) {
+    const tuned = at(arm, top);
+    if (!tuned) continue;
+    out.push(
+      check(
+        `scx_slo p99 at bg=${top} better than ${arm}`,
+        ratioOf(scxTop?.p99_us, tuned.p99_us),
+        "<",
+        1,
+        `${us(scxTop?.p99_us)} vs ${us(tuned.p99_us)}`,
+      ),
+    );
+  }
+  // Throughput at every step with hogs: the worst one decides.
+  let worst: { ratio: number; bg: number } | null = null;
+  for (const c of scxSteps) {
+    const r = c.bg > 0 ? batchVsFair(cells, c) : null;
+    if (r !== null && (worst === null || r < worst.ratio)) worst = { ratio: r, bg: c.bg };
+  }
+  out.push(
+    check(
+      "scx_slo batch throughput >= 0.9x fair (worst step)",
+      worst?.ratio ?? null,
+      ">=",
+      0.9,
+      worst ? `worst at bg=${worst.bg}` : "no step with hogs under both arms",
+    ),
+  );
+  // cpu.max: the kernel does not enforce it while a sched_ext scheduler is attached.
+  const limited = scxSteps.filter((c) => c.critical_limit_cores !== null);
+  if (limited.length) {
+    let worstUse: { ratio: number; c: Cell } | null = null;
+    for (const c of limited) {
+      const r = ratioOf(c.critical_cores, c.critical_limit_cores);
+      if (r !== null && (worstUse === null || r > worstUse.ratio)) worstUse = { ratio: r, c };
+    }
+    out.push(
+      check(
+        "scx_slo critical CPU within its cpu.max (worst step)",
+        worstUse?.ratio ?? null,
+        "<=",
+        1,
+        worstUse
+          ? `${worstUse.c.critical_cores!.toFixed(3)} of ${worstUse.c.critical_limit_cores!.toFixed(3)} cores at bg=${worstUse.c.bg}`
+          : "no CPU figures",
+      ),
+    );
+  }
+  return out;
+}

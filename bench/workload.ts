@@ -1,0 +1,31 @@
+// What the ladder needs from a workload. Start-up (servers, connections, JIT warm-up) happens in
+// prepare(), under the arm's scheduler but before the hogs start and before the cgroups' CPU
+// counters are read, so only the measured window is charged to the cell.
+import type { BenchCgroups } from "./arms.js";
+import type { Percentiles } from "./stats.js";
+
+export type WorkloadResult = Percentiles & Record<string, unknown>;
+
+export interface CellContext {
+  cg: BenchCgroups;
+  durationS: number;
+}
+
+export interface RunningWorkload {
+  measure(): Promise<WorkloadResult>;
+  /** Stops whatever prepare() started; safe to call after a failed measure(). */
+  close(): Promise<void>;
+}
+
+export interface Workload {
+  name: string;
+  /** Needs the generator cgroup (a client standing in for the network). */
+  needsLoadgen: boolean;
+  /** Seconds the hogs must outlast the measured duration after the settle second. */
+  hogMarginS: number;
+  /** Once per ladder, before any cell (calibration, a database to create). */
+  init?(): Promise<void>;
+  prepare(ctx: CellContext): Promise<RunningWorkload>;
+  /** Once per ladder, after the last cell. */
+  cleanup?(): Promise<void>;
+}
