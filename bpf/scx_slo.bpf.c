@@ -386,13 +386,13 @@ static __always_inline void insert_local_on(struct task_struct *p, s32 cpu, u64 
 /*
  * The CPU to take for a waking SLO task when none is idle: among the CPUs it may use (a CPU
  * cannot take a task outside its affinity), the one whose current task has the latest deadline,
- * if that is later than the waker's. The CPU the task is queued on wins ties, since preempting
- * it needs no inter-processor interrupt.
+ * if policy_should_preempt() agrees. The CPU the task is queued on wins ties, since preempting it
+ * needs no inter-processor interrupt.
  */
 static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx)
 {
 	s32 victim = -1, cpu, here = scx_bpf_task_cpu(p);
-	u64 latest = tctx->deadline;
+	u64 latest = 0;
 	u32 zero = 0;
 
 	bpf_for(cpu, 0, nr_cpus) {
@@ -402,8 +402,10 @@ static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx)
 			break;
 		if (!cctx->running_dl || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
-		if (policy_before(latest, cctx->running_dl) ||
-		    (cpu == here && victim >= 0 && cctx->running_dl == latest)) {
+		if (!policy_should_preempt(cctx->running_dl, tctx->deadline, tctx->budget_ns))
+			continue;
+		if (victim < 0 || policy_before(latest, cctx->running_dl) ||
+		    (cpu == here && cctx->running_dl == latest)) {
 			latest = cctx->running_dl;
 			victim = cpu;
 		}

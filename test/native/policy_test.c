@@ -91,6 +91,19 @@ static void test_burner_yields(void)
 	CHECK(ran == 1000 * MS);
 }
 
+static void test_preempt(void)
+{
+	__u64 now = 1000 * MS;
+
+	/* a batch task (due in ~100 ms) yields to an SLO wake-up due in 1 ms */
+	CHECK(policy_should_preempt(now + 100 * MS, now + 1 * MS, 1 * MS));
+	/* a task due at about the same time keeps its CPU */
+	CHECK(!policy_should_preempt(now + 1500000, now + 1 * MS, 1 * MS));
+	CHECK(!policy_should_preempt(now + 500000, now + 1 * MS, 1 * MS));
+	/* one due more than a budget later does not */
+	CHECK(policy_should_preempt(now + 3 * MS, now + 1 * MS, 1 * MS));
+}
+
 static void test_slice(void)
 {
 	CHECK(policy_slice(1 * MS, 5 * MS, 200000) == 1 * MS);
@@ -141,6 +154,7 @@ int main(int argc, char **argv)
 	test_deadline();
 	test_no_starvation();
 	test_burner_yields();
+	test_preempt();
 	test_slice();
 	test_histogram();
 	printf("policy: %d passed, %d failed\n", passed, failed);
