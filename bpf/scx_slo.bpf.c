@@ -573,10 +573,15 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 /*
  * A cgroup is being destroyed: drop its SLO and stats here, so nothing leaks even while no agent
  * runs. (Called for cgroups on the cpu controller's hierarchy, which every Kubernetes pod is.)
+ * sched_ext also calls this for every live cgroup when the scheduler is disabled; those are still
+ * online and keep their entries, so SLOs and counters survive a re-attach.
  */
 void BPF_STRUCT_OPS(slo_cgroup_exit, struct cgroup *cgrp)
 {
 	u64 id = BPF_CORE_READ(cgrp, kn, id);
+
+	if (BPF_CORE_READ(cgrp, self.flags) & CSS_ONLINE)
+		return;
 
 	bpf_map_delete_elem(&slo_map, &id);
 	bpf_map_delete_elem(&stats_map, &id);

@@ -172,6 +172,14 @@ export class LoaderSession extends EventEmitter {
       this.pending.clear();
       this.emit("exit", code, signal);
     });
+    this.child.on("error", (err) => {
+      // e.g. the binary exists but cannot be executed: reported like an exit, never thrown
+      this.closed = true;
+      for (const p of this.pending.values())
+        p.reject(new LoaderError(`loader session failed: ${err.message}`));
+      this.pending.clear();
+      this.emit("exit", null, null);
+    });
     this.child.stdin.on("error", () => {
       /* reported through "exit" */
     });

@@ -74,6 +74,14 @@ test("removing an SLO cgroup drops its map and stats entries in the kernel", () 
   assert.deepEqual(scenario.doomed, { listedBefore: true, listedAfter: false, statsAfter: false });
 });
 
+test("SLOs and counters survive a detach and re-attach", () => {
+  assert.deepEqual(scenario.keptAcrossReattach, {
+    sloListed: true,
+    runsKept: true,
+    nrAttachGrew: true,
+  });
+});
+
 test("the scheduler keeps running after the loader and its session exit", () => {
   assert.equal(scenario.stateAfterLoaderExit, "enabled");
   assert.equal(scenario.opsAfterLoaderExit, "scx_slo");

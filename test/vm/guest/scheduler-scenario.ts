@@ -162,6 +162,18 @@ await sleep(300);
 out.stateAfterLoaderExit = sysfs("state");
 out.opsAfterLoaderExit = sysfs("root/ops");
 
+// A detach (and the re-attach after it) keeps the SLO map and counters.
+const keptBefore = (await schedulerStatus(paths)).nr_attach;
+execFileSync(paths.binary, ["unload", "--pin-dir", paths.pinDir]);
+await loadScheduler(paths);
+const reSession = new LoaderSession(paths);
+out.keptAcrossReattach = {
+  sloListed: (await reSession.list()).some((e) => e.cgroupId === sloId),
+  runsKept: ((await reSession.stats()).cgroups.find((c) => c.cgroupId === sloId)?.runs ?? 0) > 0,
+  nrAttachGrew: ((await schedulerStatus(paths)).nr_attach ?? 0) > (keptBefore ?? 0),
+};
+await reSession.close();
+
 // Not root: one clear line.
 const asNobody = spawnSync(
   "setpriv",
