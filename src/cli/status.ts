@@ -1,0 +1,257 @@
+// `scx-slo status`: what the kernel, the loader and (when running) the agent say, as a table or
+// --json. Works without an agent: the scheduler's own state and maps are read directly.
+import type { AgentStatusJson } from "../agent/agent.js";
+import { DEFAULT_SAFE_MODE_FILE, readSafeModeFlag } from "../agent/safe-mode.js";
+import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
+import { cgroupPathsById } from "../cgroup/resolve.js";
+import { DEFAULT_LISTEN, parseListen } from "../metrics/server.js";
+import { histogramQuantileNs } from "../sched/histogram.js";
+import {
+  defaultLoaderPaths,
+  LoaderSession,
+  schedulerStatus,
+  type ExitInfo,
+  type SchedulerStatus,
+} from "../sched/loader.js";
+import { readScxSysfs } from "../sched/scx-sysfs.js";
+import { errorMessage } from "../util/log.js";
+import { EXIT_OK, parse, UsageError, type Io } from "./common.js";
+
+export interface StatusSlo {
+  cgroup_id: string;
+  cgroup: string | null;
+  namespace: string | null;
+  pod: string | null;
+  budget_ns: number;
+  importance: number;
+  runs: number;
+  misses: number;
+  wait_p99_ns: number | null;
+  overloaded: boolean | null;
+}
+
+export interface StatusReport {
+  scheduler: SchedulerStatus;
+  safe_mode: { on: boolean; reason: string; file: string };
+  agent: AgentStatusJson | null;
+  agent_error: string | null;
+  slos: StatusSlo[] | null;
+  slos_error: string | null;
+}
+
+async function fetchAgent(url: string): Promise<AgentStatusJson> {
+  const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return (await res.json()) as AgentStatusJson;
+}
+
+async function readMaps(): Promise<StatusSlo[]> {
+  const session = new LoaderSession(defaultLoaderPaths());
+  try {
+    const [list, stats] = await Promise.all([session.list(), session.stats()]);
+    const byId = new Map(stats.cgroups.map((c) => [c.cgroupId, c]));
+    const paths = cgroupPathsById(
+      list.map((e) => e.cgroupId),
+      CGROUP_ROOT,
+    );
+    return list.map((e) => {
+      const st = byId.get(e.cgroupId);
+      const p99 = st ? histogramQuantileNs(st.hist, 0.99) : NaN;
+      return {
+        cgroup_id: String(e.cgroupId),
+        cgroup: paths.get(e.cgroupId) ?? null,
+        namespace: null,
+        pod: null,
+        budget_ns: e.budgetNs,
+        importance: e.importance,
+        runs: st?.runs ?? 0,
+        misses: st?.misses ?? 0,
+        wait_p99_ns: Number.isFinite(p99) ? p99 : null,
+        overloaded: null,
+      };
+    });
+  } finally {
+    await session.close();
+  }
+}
+
+export async function collectStatus(listen: string, safeModeFile: string): Promise<StatusReport> {
+  const sys = readScxSysfs();
+  let scheduler: SchedulerStatus;
+  try {
+    scheduler = await schedulerStatus(defaultLoaderPaths());
+  } catch {
+    scheduler = {
+      sched_ext: sys.supported,
+      state: sys.state,
+      ops: sys.ops,
+      attached: sys.ops === "scx_slo",
+      link_pinned: false,
+      maps_pinned: false,
+      enable_seq: sys.enableSeq,
+    };
+  }
+  const flag = readSafeModeFlag(safeModeFile);
+  let agent: AgentStatusJson | null = null;
+  let agentError: string | null = null;
+  const addr = parseListen(listen);
+  const host =
+    addr.host === "0.0.0.0" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+  const url = `http://${host}:${addr.port}`;
+  try {
+    agent = await fetchAgent(url);
+  } catch (err) {
+    agentError = `no agent answers at ${url} (${errorMessage((err as Error).cause ?? err)})`;
+  }
+  let slos: StatusSlo[] | null = null;
+  let slosError: string | null = null;
+  if (agent) {
+    slos = agent.cgroups.map((c) => {
+      const p99 = c.hist.length ? histogramQuantileNs(c.hist, 0.99) : NaN;
+      return {
+        cgroup_id: c.cgroup_id,
+        cgroup: c.cgroup,
+        namespace: c.namespace,
+        pod: c.pod,
+        budget_ns: c.budget_ns,
+        importance: c.importance,
+        runs: c.runs,
+        misses: c.misses,
+        wait_p99_ns: Number.isFinite(p99) ? p99 : null,
+        overloaded: c.overloaded,
+      };
+    });
+  } else if (sys.supported) {
+    try {
+      slos = await readMaps();
+    } catch (err) {
+      const notRoot = process.getuid?.() !== 0 ? " (reading the SLO map needs root)" : "";
+      slosError = `cannot read the SLO map: ${errorMessage(err)}${notRoot}`;
+    }
+  }
+  return {
+    scheduler,
+    safe_mode: { on: flag.on, reason: flag.reason, file: safeModeFile },
+    agent,
+    agent_error: agentError,
+    slos,
+    slos_error: slosError,
+  };
+}
+
+function ms(ns: number | null): string {
+  if (ns === null) return "-";
+  if (!Number.isFinite(ns)) return ">17 s";
+  const v = ns / 1e6;
+  return v >= 100
+    ? `${v.toFixed(0)} ms`
+    : v >= 1
+      ? `${v.toFixed(1)} ms`
+      : `${(ns / 1e3).toFixed(0)} us`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+function exitLine(exit: ExitInfo | undefined | null): string | null {
+  if (!exit || exit.kind === 0) return null;
+  const text = [exit.reason, exit.msg].filter((s) => s).join(": ");
+  return `${exit.kind_name} (kind ${exit.kind}${exit.code ? `, code ${exit.code}` : ""})${text ? ` ${text}` : ""}`;
+}
+
+export function formatStatus(r: StatusReport): string {
+  const s = r.scheduler;
+  const lines: string[] = [];
+  const kv = (k: string, v: string) => lines.push(`${k.padEnd(11)} ${v}`);
+  if (!s.sched_ext) {
+    kv(
+      "scheduler",
+      "unsupported: this kernel has no sched_ext (needs Linux >= 6.12, CONFIG_SCHED_CLASS_EXT=y); the stock scheduler runs",
+    );
+  } else if (s.attached) {
+    kv(
+      "scheduler",
+      `attached: scx_slo (sched_ext ${s.state}, enable_seq ${s.enable_seq}${s.link_pinned ? "" : ", link not pinned"})`,
+    );
+  } else if (s.ops) {
+    kv("scheduler", `not attached: another sched_ext scheduler (${s.ops}) is running`);
+  } else {
+    kv("scheduler", `not attached: the kernel's fair class runs everything (sched_ext ${s.state})`);
+  }
+  const exit = exitLine(s.exit ?? (r.agent?.scheduler.last_exit as ExitInfo | null | undefined));
+  if (exit) kv("last exit", exit);
+  kv(
+    "safe mode",
+    r.safe_mode.on
+      ? `ON (${r.safe_mode.reason || r.safe_mode.file}); turn off with \`scx-slo safe-mode off\``
+      : "off",
+  );
+  if (r.agent) {
+    const a = r.agent;
+    kv(
+      "agent",
+      `running (pid ${a.pid}, ${a.ready.ready ? "ready" : `not ready: ${a.ready.reasons.join("; ")}`}), state ${a.scheduler.state}` +
+        `, ${a.scheduler.reattaches} re-attach${a.scheduler.reattaches === 1 ? "" : "es"}`,
+    );
+    kv(
+      "source",
+      `${a.source.kind} ${a.source.description}: ${a.source.loaded ? "loaded" : "NOT loaded"}` +
+        ` (${a.source.reloads_ok} reloads ok, ${a.source.reloads_failed} failed)`,
+    );
+    if (a.slos.unresolved.length)
+      kv("waiting", `${a.slos.unresolved.length} rules name no cgroup yet`);
+  } else {
+    kv("agent", r.agent_error ?? "not running");
+  }
+  if (r.slos === null) {
+    kv("SLOs", r.slos_error ?? "unknown");
+    return lines.join("\n") + "\n";
+  }
+  const misses = r.slos.reduce((a, x) => a + x.misses, 0);
+  const applied = r.agent ? r.agent.slos.applied : r.slos.length;
+  const desired = r.agent ? `${r.slos.length} wanted, ` : "";
+  kv("SLOs", `${desired}${applied} applied in the SLO map, ${misses} deadline misses in total`);
+  if (r.slos.length === 0) return lines.join("\n") + "\n";
+  const rows = [
+    ["CGROUP", "POD", "BUDGET", "IMP", "RUNS", "MISSES", "MISS%", "P99 WAIT", "OVERLOAD"],
+  ];
+  for (const x of r.slos) {
+    rows.push([
+      x.cgroup ?? `(id ${x.cgroup_id})`,
+      x.pod ? `${x.namespace}/${x.pod}` : "-",
+      ms(x.budget_ns),
+      String(x.importance),
+      String(x.runs),
+      String(x.misses),
+      x.runs ? `${((100 * x.misses) / x.runs).toFixed(1)}%` : "-",
+      ms(x.wait_p99_ns),
+      x.overloaded === null ? "-" : x.overloaded ? "YES" : "no",
+    ]);
+  }
+  return `${lines.join("\n")}\n\n${table(rows)}\n`;
+}
+
+export async function statusCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, {
+    json: { type: "boolean" },
+    listen: { type: "string", default: DEFAULT_LISTEN },
+    "safe-mode-file": { type: "string", default: DEFAULT_SAFE_MODE_FILE },
+  });
+  try {
+    parseListen(values.listen);
+  } catch (err) {
+    throw new UsageError(errorMessage(err));
+  }
+  const report = await collectStatus(values.listen, values["safe-mode-file"]);
+  io.out(values.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
+  return EXIT_OK;
+}

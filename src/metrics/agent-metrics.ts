@@ -1,0 +1,226 @@
+// Every metric the agent exports, in one prom-client registry. Per-cgroup series exist only for
+// cgroups that carry an SLO (bounded by the SLO map's size), labelled with the cgroup path and,
+// where known, the pod's namespace and name.
+
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
+import { SCHEDULER_STATES, type SchedulerState } from "../agent/supervisor.js";
+import {
+  CollectedMetric,
+  NS_PER_S,
+  waitHistogramValues,
+  type CollectedValue,
+} from "./collected.js";
+
+export const METRIC_PREFIX = "scx_slo_";
+
+/** One SLO cgroup as the metrics see it. */
+export interface SloSample {
+  readonly cgroup: string;
+  readonly namespace: string;
+  readonly pod: string;
+  /** The budget in the SLO map. */
+  readonly budgetNs: number;
+  readonly importance: number;
+  /** The BPF stats entry; null until a task of the cgroup has run. */
+  readonly stats: CgroupStats | null;
+  readonly overloaded: boolean;
+}
+
+/** What the agent exposes to the collectors, read at scrape time. */
+export interface MetricsView {
+  slos(): readonly SloSample[];
+  /** Null without a loader session (no scheduler maps, unsupported kernel). */
+  counters(): SchedulerCounters | null;
+  schedulerState(): SchedulerState;
+  reattaches(): number;
+  unplannedDetaches(): number;
+}
+
+export interface AgentMetrics {
+  readonly registry: Registry;
+  readonly configReloads: Counter<"result">;
+  readonly sloUpdates: Counter<"op">;
+  readonly sloEntries: Gauge;
+  readonly unresolvedRules: Gauge;
+  readonly reconcileSeconds: Gauge;
+  readonly missEventsReceived: Counter;
+}
+
+function cgroupLabels(s: SloSample): Record<string, string> {
+  return { cgroup: s.cgroup, namespace: s.namespace, pod: s.pod };
+}
+
+export function createAgentMetrics(
+  view: MetricsView,
+  opts: { defaultMetrics?: boolean } = {},
+): AgentMetrics {
+  const registry = new Registry();
+  const p = METRIC_PREFIX;
+  const add = (
+    name: string,
+    help: string,
+    type: "counter" | "gauge" | "histogram",
+    collect: () => readonly CollectedValue[],
+  ) => registry.registerMetric(new CollectedMetric(p + name, help, type, collect).asMetric());
+
+  const perSlo = (f: (s: SloSample) => number | null): (() => CollectedValue[]) => {
+    return () => {
+      const out: CollectedValue[] = [];
+      for (const s of view.slos()) {
+        const v = f(s);
+        if (v !== null) out.push({ labels: cgroupLabels(s), value: v });
+      }
+      return out;
+    };
+  };
+
+  add(
+    "wait_seconds",
+    "Run-queue wait of the SLO cgroup's tasks (runnable to running), measured in the kernel",
+    "histogram",
+    () =>
+      view
+        .slos()
+        .flatMap((s) =>
+          s.stats
+            ? waitHistogramValues(
+                `${p}wait_seconds`,
+                cgroupLabels(s),
+                s.stats.hist,
+                s.stats.runs,
+                s.stats.waitSumNs,
+              )
+            : [],
+        ),
+  );
+  add(
+    "runs_total",
+    "Times a task of the SLO cgroup got a CPU",
+    "counter",
+    perSlo((s) => s.stats?.runs ?? null),
+  );
+  add(
+    "misses_total",
+    "Run-queue waits longer than the SLO cgroup's budget",
+    "counter",
+    perSlo((s) => s.stats?.misses ?? null),
+  );
+  add(
+    "wait_max_seconds",
+    "Longest run-queue wait seen in the SLO cgroup",
+    "gauge",
+    perSlo((s) => (s.stats ? s.stats.waitMaxNs / NS_PER_S : null)),
+  );
+  add(
+    "budget_seconds",
+    "Latency budget of the SLO cgroup in the SLO map",
+    "gauge",
+    perSlo((s) => s.budgetNs / NS_PER_S),
+  );
+  add(
+    "budget_in_force_seconds",
+    "Budget the scheduler applied at the cgroup's last measured run (after the BPF-side clamp)",
+    "gauge",
+    perSlo((s) => (s.stats && s.stats.budgetNs > 0 ? s.stats.budgetNs / NS_PER_S : null)),
+  );
+  add(
+    "importance",
+    "Importance of the SLO cgroup (1..100)",
+    "gauge",
+    perSlo((s) => s.importance),
+  );
+  add(
+    "overloaded",
+    "1 while the SLO cgroup misses its budget too often in the sliding window (see /overload)",
+    "gauge",
+    perSlo((s) => (s.overloaded ? 1 : 0)),
+  );
+  add(
+    "scheduler_state",
+    "1 for the scheduler's current state: attached, fallen_back (kernel fair class, re-attaching), safe_mode, unsupported, starting",
+    "gauge",
+    () => {
+      const cur = view.schedulerState();
+      return SCHEDULER_STATES.map((st) => ({ labels: { state: st }, value: st === cur ? 1 : 0 }));
+    },
+  );
+  add("scheduler_reattaches_total", "Times the agent re-attached scx_slo", "counter", () => [
+    { labels: {}, value: view.reattaches() },
+  ]);
+  add(
+    "scheduler_detaches_total",
+    "Times scx_slo went away without the agent asking (kernel exit, external unload)",
+    "counter",
+    () => [{ labels: {}, value: view.unplannedDetaches() }],
+  );
+  const counter = (name: string, help: string, key: keyof SchedulerCounters) =>
+    add(name, help, "counter", () => {
+      const c = view.counters();
+      return c ? [{ labels: {}, value: c[key] }] : [];
+    });
+  counter(
+    "miss_events_total",
+    "Deadline misses the scheduler sent on its ring buffer",
+    "miss_events",
+  );
+  counter(
+    "ringbuf_drops_total",
+    "Deadline misses not sent on the ring buffer (rate limit or buffer full)",
+    "miss_drops",
+  );
+  counter("preempt_kicks_total", "CPUs kicked so a waking SLO task runs at once", "preempt_kicks");
+  counter("direct_idle_total", "Wake-ups placed straight on an idle CPU", "direct_idle");
+  counter(
+    "no_victim_total",
+    "SLO wake-ups that found no idle CPU and nothing later to preempt",
+    "no_victim",
+  );
+
+  const configReloads = new Counter({
+    name: `${p}config_reloads_total`,
+    help: "SLO config reloads by result (a failed one leaves the running config in force)",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
+  configReloads.inc({ result: "ok" }, 0);
+  configReloads.inc({ result: "failed" }, 0);
+  const sloUpdates = new Counter({
+    name: `${p}slo_updates_total`,
+    help: "SLO map entries written (op=set) or removed (op=del) by the agent",
+    labelNames: ["op"] as const,
+    registers: [registry],
+  });
+  sloUpdates.inc({ op: "set" }, 0);
+  sloUpdates.inc({ op: "del" }, 0);
+  const sloEntries = new Gauge({
+    name: `${p}slo_entries`,
+    help: "SLO entries applied in the scheduler's SLO map",
+    registers: [registry],
+  });
+  const unresolvedRules = new Gauge({
+    name: `${p}rules_unresolved`,
+    help: "SLO rules that name no existing cgroup yet (retried every rescan)",
+    registers: [registry],
+  });
+  const reconcileSeconds = new Gauge({
+    name: `${p}reconcile_duration_seconds`,
+    help: "Duration of the last reconcile (resolve cgroups, diff, write the SLO map)",
+    registers: [registry],
+  });
+  const missEventsReceived = new Counter({
+    name: `${p}miss_events_received_total`,
+    help: "Deadline-miss events the agent read from the ring buffer",
+    registers: [registry],
+  });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    configReloads,
+    sloUpdates,
+    sloEntries,
+    unresolvedRules,
+    reconcileSeconds,
+    missEventsReceived,
+  };
+}

@@ -1,0 +1,225 @@
+// The Prometheus exposition: parsed back from text, the wait histogram's buckets are cumulative and
+// equal the BPF bucket counts; counters, gauges and labels are as documented. Also the HTTP
+// endpoint: read-only, health, readiness and the overload query.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createAgentMetrics,
+  type MetricsView,
+  type SloSample,
+} from "../../src/metrics/agent-metrics.js";
+import { waitHistogramValues } from "../../src/metrics/collected.js";
+import { startHttpServer, parseListen } from "../../src/metrics/server.js";
+import { bucketUpperNs, HIST_BUCKETS } from "../../src/sched/histogram.js";
+import type { CgroupStats } from "../../src/sched/loader.js";
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A minimal parser of the Prometheus text format (what a scraper reads). */
+function parseExposition(text: string): { samples: Sample[]; types: Map<string, string> } {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (t) {
+      types.set(t[1]!, t[2]!);
+      continue;
+    }
+    if (line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `unparsable exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    if (m[2]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let lm;
+      while ((lm = re.exec(m[2])) !== null) labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, "$1");
+    }
+    const v = m[3]!;
+    samples.push({ name: m[1]!, labels, value: v === "+Inf" ? Infinity : Number(v) });
+  }
+  return { samples, types };
+}
+
+function stats(id: bigint, hist: number[], over: Partial<CgroupStats> = {}): CgroupStats {
+  const padded = [...hist, ...new Array<number>(HIST_BUCKETS - hist.length).fill(0)];
+  return {
+    cgroupId: id,
+    runs: padded.reduce((a, b) => a + b, 0),
+    waitSumNs: 123_456_789,
+    waitMaxNs: 7_000_000,
+    misses: 4,
+    budgetNs: 5_000_000,
+    importance: 90,
+    hist: padded,
+    ...over,
+  };
+}
+
+function view(slos: SloSample[]): MetricsView {
+  return {
+    slos: () => slos,
+    counters: () => ({
+      miss_events: 11,
+      miss_drops: 2,
+      preempt_kicks: 33,
+      direct_idle: 44,
+      kthread_local: 0,
+      idle_kicks: 0,
+      no_victim: 5,
+    }),
+    schedulerState: () => "attached",
+    reattaches: () => 3,
+    unplannedDetaches: () => 1,
+  };
+}
+
+test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _count", async () => {
+  // Counts in a few scattered buckets, including the overflow bucket.
+  const hist = new Array<number>(HIST_BUCKETS).fill(0);
+  hist[0] = 5;
+  hist[3] = 7;
+  hist[40] = 11;
+  hist[HIST_BUCKETS - 2] = 2;
+  hist[HIST_BUCKETS - 1] = 1;
+  const slo: SloSample = {
+    cgroup: '/kubepods/burstable/pod"x"',
+    namespace: "shop",
+    pod: "api-7d9",
+    budgetNs: 5_000_000,
+    importance: 90,
+    stats: stats(42n, hist),
+    overloaded: true,
+  };
+  const m = createAgentMetrics(view([slo]), { defaultMetrics: false });
+  const text = await m.registry.metrics();
+  const { samples, types } = parseExposition(text);
+  assert.equal(types.get("scx_slo_wait_seconds"), "histogram");
+  const buckets = samples.filter((s) => s.name === "scx_slo_wait_seconds_bucket");
+  assert.equal(buckets.length, HIST_BUCKETS, "one le per finite BPF bucket plus +Inf");
+  for (const b of buckets) {
+    assert.deepEqual(
+      { cgroup: b.labels.cgroup, namespace: b.labels.namespace, pod: b.labels.pod },
+      { cgroup: '/kubepods/burstable/pod"x"', namespace: "shop", pod: "api-7d9" },
+    );
+  }
+  let cumulative = 0;
+  for (let i = 0; i < HIST_BUCKETS; i++) {
+    cumulative += hist[i]!;
+    const b = buckets[i]!;
+    const le = i === HIST_BUCKETS - 1 ? Infinity : bucketUpperNs(i) / 1e9;
+    assert.equal(Number(b.labels.le === "+Inf" ? Infinity : b.labels.le), le, `bucket ${i} bound`);
+    assert.equal(b.value, cumulative, `bucket ${i} cumulative count`);
+    if (i > 0) assert.ok(b.value >= buckets[i - 1]!.value, "monotonic");
+  }
+  const count = samples.find((s) => s.name === "scx_slo_wait_seconds_count")!;
+  const sum = samples.find((s) => s.name === "scx_slo_wait_seconds_sum")!;
+  assert.equal(count.value, 26);
+  assert.equal(count.value, buckets[buckets.length - 1]!.value, "+Inf == _count");
+  assert.ok(Math.abs(sum.value - 0.123456789) < 1e-12);
+
+  const one = (name: string, labels: Record<string, string> = {}) => {
+    const found = samples.filter(
+      (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+    );
+    assert.equal(found.length, 1, `${name} ${JSON.stringify(labels)}`);
+    return found[0]!.value;
+  };
+  assert.equal(one("scx_slo_runs_total"), 26);
+  assert.equal(one("scx_slo_misses_total"), 4);
+  assert.equal(one("scx_slo_budget_seconds"), 0.005);
+  assert.equal(one("scx_slo_wait_max_seconds"), 0.007);
+  assert.equal(one("scx_slo_overloaded"), 1);
+  assert.equal(one("scx_slo_scheduler_state", { state: "attached" }), 1);
+  assert.equal(one("scx_slo_scheduler_state", { state: "safe_mode" }), 0);
+  assert.equal(one("scx_slo_scheduler_reattaches_total"), 3);
+  assert.equal(one("scx_slo_ringbuf_drops_total"), 2);
+  assert.equal(one("scx_slo_miss_events_total"), 11);
+  assert.equal(one("scx_slo_preempt_kicks_total"), 33);
+  assert.equal(types.get("scx_slo_runs_total"), "counter");
+  m.configReloads.inc({ result: "failed" });
+  const after = parseExposition(await m.registry.metrics()).samples;
+  const reloads = after.filter((s) => s.name === "scx_slo_config_reloads_total");
+  assert.deepEqual(reloads.map((s) => [s.labels.result, s.value]).sort(), [
+    ["failed", 1],
+    ["ok", 0],
+  ]);
+});
+
+test("wait histogram: buckets read ahead of runs are capped so +Inf stays == _count", () => {
+  const v = waitHistogramValues("w", {}, [3, 4], 5, 0);
+  const buckets = v.filter((x) => x.metricName === "w_bucket").map((x) => x.value);
+  assert.equal(buckets[0], 3);
+  assert.equal(buckets[1], 5);
+  assert.equal(buckets[buckets.length - 1], 5);
+});
+
+test("a cgroup that has not run yet has no histogram series, but its budget is there", async () => {
+  const slo: SloSample = {
+    cgroup: "/idle",
+    namespace: "",
+    pod: "",
+    budgetNs: 20e6,
+    importance: 10,
+    stats: null,
+    overloaded: false,
+  };
+  const { samples } = parseExposition(
+    await createAgentMetrics(view([slo]), { defaultMetrics: false }).registry.metrics(),
+  );
+  assert.equal(samples.filter((s) => s.name.startsWith("scx_slo_wait_seconds")).length, 0);
+  assert.equal(samples.find((s) => s.name === "scx_slo_budget_seconds")?.value, 0.02);
+});
+
+test("HTTP: GET only; healthz, readyz, overload, 404", async () => {
+  let ready = false;
+  const srv = await startHttpServer(
+    {
+      metrics: async () => ({ contentType: "text/plain; version=0.0.4", body: "x 1\n" }),
+      ready: () => ({ ready, reasons: ready ? [] : ["no config"] }),
+      overload: (q) =>
+        q.cgroup === "/a"
+          ? {
+              status: 200,
+              body: { overloaded: true, retry_after_s: 4 },
+              headers: { "Retry-After": "4" },
+            }
+          : { status: 404, body: { error: "no" } },
+      status: () => ({ ok: 1 }),
+    },
+    parseListen("127.0.0.1:0"),
+  );
+  try {
+    const get = (p: string, init?: RequestInit) => fetch(`${srv.url}${p}`, init);
+    assert.equal((await get("/healthz")).status, 200);
+    assert.equal((await get("/readyz")).status, 503);
+    ready = true;
+    assert.equal((await get("/readyz")).status, 200);
+    const o = await get("/overload?cgroup=/a");
+    assert.equal(o.status, 200);
+    assert.equal(o.headers.get("retry-after"), "4");
+    assert.deepEqual(await o.json(), { overloaded: true, retry_after_s: 4 });
+    assert.equal((await get("/overload?cgroup=/b")).status, 404);
+    assert.equal((await get("/metrics")).status, 200);
+    assert.equal((await get("/nope")).status, 404);
+    for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+      const r = await get("/status", { method });
+      assert.equal(r.status, 405, method);
+      assert.equal(r.headers.get("allow"), "GET, HEAD");
+    }
+  } finally {
+    await srv.close();
+  }
+});
+
+test("--listen parsing", () => {
+  assert.deepEqual(parseListen("127.0.0.1:9617"), { host: "127.0.0.1", port: 9617 });
+  assert.deepEqual(parseListen("[::1]:80"), { host: "::1", port: 80 });
+  assert.deepEqual(parseListen(":9617"), { host: "0.0.0.0", port: 9617 });
+  assert.throws(() => parseListen("9617"), /HOST:PORT/);
+  assert.throws(() => parseListen("h:99999"), /HOST:PORT/);
+});
