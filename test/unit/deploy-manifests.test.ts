@@ -71,3 +71,15 @@ test("the DaemonSet mounts bpffs, cgroup2 and sched_ext's sysfs, and passes NODE
   assert.equal(agent.readinessProbe.httpGet.path, "/readyz");
   assert.equal(agent.livenessProbe.httpGet.path, "/healthz");
 });
+
+test("every metric the Grafana dashboard queries is one the agent exports", () => {
+  const root = findProjectRoot();
+  const dashboard = readFileSync(path.join(root, "deploy", "grafana-dashboard.json"), "utf8");
+  const source = readFileSync(path.join(root, "src", "metrics", "agent-metrics.ts"), "utf8");
+  const used = new Set(
+    [...dashboard.matchAll(/scx_slo_([a-z_]+)/g)].map((m) => m[1]!.replace(/_bucket$/, "")),
+  );
+  assert.ok(used.size >= 8);
+  for (const name of used)
+    assert.match(source, new RegExp(`["\`](\\$\\{p\\})?${name}["\`]`), `scx_slo_${name}`);
+});
