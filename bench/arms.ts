@@ -62,7 +62,8 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
     teardown: async () => {
       const stats = await session.stats();
       await session.close();
-      await unloadScheduler(paths);
+      // Purged, so every cell starts from empty maps and its in-kernel figures are its own.
+      await unloadScheduler(paths, true);
       const crit = stats.cgroups.find((c) => c.cgroupId === cg.criticalId);
       const gen = stats.cgroups.find((c) => c.cgroupId === cg.loadgenId);
       return {

@@ -139,8 +139,9 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 			ops_map = map;
 			continue;
 		}
-		if (strchr(name, '.'))
-			continue; /* .rodata/.bss: per-load */
+		/* .rodata/.bss, per-CPU and per-task scratch: state of one load, never carried over */
+		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor"))
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
 		bpf_map__set_pin_path(map, path);
 	}
