@@ -1,8 +1,6 @@
 // Runs inside the sched_ext VM (driven by test/vm/scheduler.test.ts): loads scx_slo, exercises it
 // with real processes in real cgroups, and writes what it observed to $SCXVM_OUT/scenario.json.
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import { createCgroup, readCpuStat, removeCgroup } from "../../../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
@@ -14,14 +12,9 @@ import {
   type MissEvent,
 } from "../../../src/sched/loader.js";
 import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
+import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 
-const out: Record<string, unknown> = {};
-const save = () =>
-  writeFileSync(
-    path.join(process.env.SCXVM_OUT ?? "/tmp", "scenario.json"),
-    JSON.stringify(out, null, 1),
-  );
-const sysfs = (f: string) => readFileSync(`/sys/kernel/sched_ext/${f}`, "utf8").trim();
+const { out, save } = scenarioRecorder();
 const paths = defaultLoaderPaths();
 
 async function errorOf(p: Promise<unknown>): Promise<string | null> {
@@ -60,26 +53,8 @@ const before = {
   slo: readCpuStat("/t/slo").usage_usec!,
   batch: readCpuStat("/t/batch").usage_usec!,
 };
-const slo = runFor("/t/slo", [
-  "stress-ng",
-  "--cpu",
-  "3",
-  "--timeout",
-  "4s",
-  "--temp-path",
-  "/tmp",
-  "-q",
-]);
-const batch = runFor("/t/batch", [
-  "stress-ng",
-  "--cpu",
-  "4",
-  "--timeout",
-  "4s",
-  "--temp-path",
-  "/tmp",
-  "-q",
-]);
+const slo = hogs("/t/slo", 3, 4);
+const batch = hogs("/t/batch", 4, 4);
 const [sloRun, batchRun] = await Promise.all([slo, batch]);
 out.hogExit = { slo: sloRun.code, batch: batchRun.code };
 out.cpuUsec = {

@@ -2,8 +2,6 @@
 // never dispatches one cgroup must be ejected by the kernel's runnable-task watchdog, every task
 // must keep running on the fair class, and the reason must be readable afterwards. Then the normal
 // build runs 8 hogs per CPU plus SLO cgroups burning CPU nonstop, and must not be ejected.
-import { readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import { createCgroup, readCpuStat } from "../../../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
@@ -12,16 +10,12 @@ import {
   schedulerStatus,
   unloadScheduler,
 } from "../../../src/sched/loader.js";
-import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
+import { spawnInCgroup, sleep } from "../../../src/util/process.js";
+import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 import { execFileSync } from "node:child_process";
 
-const out: Record<string, unknown> = {};
-const save = () =>
-  writeFileSync(
-    path.join(process.env.SCXVM_OUT ?? "/tmp", "scenario.json"),
-    JSON.stringify(out, null, 1),
-  );
-const state = () => readFileSync("/sys/kernel/sched_ext/state", "utf8").trim();
+const { out, save } = scenarioRecorder();
+const state = () => sysfs("state");
 const paths = defaultLoaderPaths();
 const soakS = Number(process.env.SOAK_S ?? "20");
 
@@ -63,45 +57,12 @@ await s2.set([
   { cgroupId: burnB, budgetNs: 2_000_000, importance: 90 },
 ]);
 const batchBefore = readCpuStat("/w/batch").usage_usec!;
-const hogs = [
-  waitFor(
-    spawnInCgroup("/w/batch", [
-      "stress-ng",
-      "--cpu",
-      "16",
-      "--timeout",
-      `${soakS}s`,
-      "--temp-path",
-      "/tmp",
-      "-q",
-    ]),
-  ),
-  waitFor(
-    spawnInCgroup("/w/burn-a", [
-      "stress-ng",
-      "--cpu",
-      "2",
-      "--timeout",
-      `${soakS}s`,
-      "--temp-path",
-      "/tmp",
-      "-q",
-    ]),
-  ),
-  waitFor(
-    spawnInCgroup("/w/burn-b", [
-      "stress-ng",
-      "--cpu",
-      "2",
-      "--timeout",
-      `${soakS}s`,
-      "--temp-path",
-      "/tmp",
-      "-q",
-    ]),
-  ),
+const running = [
+  hogs("/w/batch", 16, soakS),
+  hogs("/w/burn-a", 2, soakS),
+  hogs("/w/burn-b", 2, soakS),
 ];
-const codes = (await Promise.all(hogs)).map((r) => r.code);
+const codes = (await Promise.all(running)).map((r) => r.code);
 out.soakSeconds = soakS;
 out.soakExitCodes = codes;
 out.stateAfterSoak = state();
