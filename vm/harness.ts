@@ -155,6 +155,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     "panic=-1",
     "psi=1",
     `scxvm.out=${outDir}`,
+    `scxvm.root=${PROJECT_ROOT}`,
     ...(opts.kernelArgs ?? []),
   ].join(" ");
   const args = [
