@@ -2,8 +2,6 @@
 // a generator in the loadgen cgroup, both on 127.0.0.1 inside the guest. The generator stands in
 // for remote clients, so every arm treats its cgroup as it treats the critical one (bench/arms.ts);
 // its own lateness is recorded (http_send_lag_p99_us) to show it stayed out of the figures.
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnInCgroup } from "../../src/util/process.js";
@@ -40,19 +38,11 @@ export function httpWorkload(o: HttpOptions): Workload {
     needsLoadgen: true,
     hogMarginS: 2 + o.drainS,
     async init() {
-      ensureLoopbackUp();
       // Once, on an idle guest, so every arm and step serves the same work per request.
       if (!iters) iters = calibrateHashIters(o.workUs);
     },
     prepare: (ctx) => prepareHttp(ctx, o, iters),
   };
-}
-
-/** The guest's init leaves lo down (the VM has no network at all); 127.0.0.1 needs it up. */
-export function ensureLoopbackUp(): void {
-  const IFF_UP = 0x1;
-  const flags = Number(readFileSync("/sys/class/net/lo/flags", "utf8").trim());
-  if (!(flags & IFF_UP)) execFileSync("ip", ["link", "set", "lo", "up"], { stdio: "inherit" });
 }
 
 async function prepareHttp(

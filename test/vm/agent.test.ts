@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { runInVm, type VmResult } from "../../vm/harness.js";
 
-/** Shell helpers every scenario starts with. The guest's loopback is down: bring it up. */
+/** Shell helpers every scenario starts with. */
 const PRELUDE = String.raw`
 set -u
 CLI="node dist/src/cli/main.js"
@@ -16,7 +16,6 @@ OUT="$SCXVM_OUT"
 URL=http://127.0.0.1:9617
 CG=/sys/fs/cgroup
 AGENT=
-ip link set lo up 2>/dev/null || busybox ip link set lo up
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 enable_seq() { cat /sys/kernel/sched_ext/enable_seq; }
 ops() { cat /sys/kernel/sched_ext/root/ops 2>/dev/null || echo none; }
