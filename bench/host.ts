@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import os from "node:os";
 import path from "node:path";
 import { findKernel, newRunDir, PROJECT_ROOT, runInVm, type VmResult } from "../vm/harness.js";
+import type { HostPriority } from "../vm/host-priority.js";
 import { renderChart } from "./chart.js";
 import { renderReport } from "./report.js";
 import type { ResultsFile } from "./results.js";
@@ -19,6 +20,8 @@ export interface BenchPlan {
   workloads: string[];
   /** More ladder options, e.g. ["--http-rate", "50"]. */
   ladderArgs?: string[];
+  /** How QEMU's threads are prioritised on the host (vm/host-priority.ts); default timers-first. */
+  hostPriority?: HostPriority;
 }
 
 export const QUICK: BenchPlan = {
@@ -66,7 +69,7 @@ export function ladderCommand(plan: BenchPlan, machine: string): string {
   return `node dist/bench/ladder.js ${args.map(shellQuote).join(" ")} --out "$SCXVM_OUT"`;
 }
 
-export function describeMachine(): string {
+export function describeMachine(hostPriority: HostPriority = "timers-first"): string {
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   let kernel = "unknown";
   try {
@@ -74,7 +77,7 @@ export function describeMachine(): string {
   } catch {
     // reported by runInVm itself
   }
-  return `host ${cpu} (${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB); guest QEMU TCG, ${VM_CPUS} vCPUs, ${VM_MEMORY_MIB} MiB, kernel ${kernel}`;
+  return `host ${cpu} (${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB); guest QEMU TCG, ${VM_CPUS} vCPUs, ${VM_MEMORY_MIB} MiB, kernel ${kernel}, host priority ${hostPriority}`;
 }
 
 /** What the guest will run from the host's root: a clear message beats a failure mid-ladder. */
@@ -107,12 +110,13 @@ export async function runLadderInVm(
   opts: { onOutput?: (chunk: string) => void; machine?: string } = {},
 ): Promise<VmBenchRun> {
   const vm = await runInVm({
-    command: ladderCommand(plan, opts.machine ?? describeMachine()),
+    command: ladderCommand(plan, opts.machine ?? describeMachine(plan.hostPriority)),
     cpus: VM_CPUS,
     memoryMiB: VM_MEMORY_MIB,
     timeoutMs: vmTimeoutMs(plan),
     outDir: newRunDir("bench"),
     onOutput: opts.onOutput,
+    hostPriority: plan.hostPriority,
   });
   const file = path.join(vm.outDir, "results.json");
   if (!existsSync(file)) return { vm, results: null, resultsPath: null };

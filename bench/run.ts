@@ -2,12 +2,14 @@
 // the terminal, writes results.json, report.md and chart-<workload>.svg, prints the p99 table.
 //   node dist/bench/run.js [--quick|--full] [--workloads cyclictest,http] [--arms a,b]
 //                          [--steps 0,2,8] [--reps N] [--duration S] [--label L] [--out DIR]
+//                          [--host-priority timers-first|default]
 //                          [-- extra ladder options, e.g. --http-rate 50]
 // --quick (the default) writes to .cache/bench-quick/ so CI and trial runs leave the tree clean;
 // --full writes bench/results/<YYYY-MM-DD>[-label]/.
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { PROJECT_ROOT, VmError } from "../vm/harness.js";
+import type { HostPriority } from "../vm/host-priority.js";
 import {
   cellCount,
   FULL,
@@ -32,6 +34,7 @@ const { values, positionals } = parseArgs({
     duration: { type: "string" },
     label: { type: "string" },
     out: { type: "string" },
+    "host-priority": { type: "string", default: "timers-first" },
   },
 });
 if (values.quick && values.full) {
@@ -48,7 +51,12 @@ const plan: BenchPlan = {
   durationS: values.duration ? Number(values.duration) : base.durationS,
   workloads: list(values.workloads) ?? base.workloads,
   ladderArgs: positionals,
+  hostPriority: values["host-priority"] as HostPriority,
 };
+if (!["timers-first", "default"].includes(values["host-priority"])) {
+  console.error("bench: --host-priority takes timers-first or default");
+  process.exit(2);
+}
 const outDir = values.out
   ? path.resolve(values.out)
   : full
@@ -85,7 +93,7 @@ try {
   console.log(`report:  ${written.report}`);
   for (const c of written.charts) console.log(`chart:   ${c}`);
   console.log(
-    `bench: wall ${wallS.toFixed(0)} s (boot to ladder ${(run.vm.bootToCommandMs / 1000).toFixed(1)} s)`,
+    `bench: wall ${wallS.toFixed(0)} s (boot to ladder ${(run.vm.bootToCommandMs / 1000).toFixed(1)} s); host priority ${run.vm.hostPriority}`,
   );
 } catch (err) {
   if (err instanceof VmError) {

@@ -16,9 +16,11 @@
  * kernel's runnable-task watchdog never fires because of the policy.
  *
  * A wake-up that finds an idle CPU goes straight to it. When none is idle and the waking task
- * has an SLO, the CPU (among those the task may use) running the task with the latest deadline
- * is kicked, so a latency-critical task does not sit behind a batch task's whole slice. Slices
- * are bounded by the budget. Per-CPU kernel threads, which cannot run anywhere else, are served
+ * has an SLO, it preempts a CPU (among those it may use) whose current task is due more than one
+ * budget later: the CPU doing the wake-up if it qualifies, since it is already in the kernel and
+ * needs no inter-processor interrupt, else the one running the latest deadline. The task is put
+ * at the head of that CPU's local queue, so a latency-critical task does not sit behind a batch
+ * task's whole slice. Slices are bounded by the budget. Per-CPU kernel threads, which cannot run anywhere else, are served
  * on their own CPU at once.
  *
  * For every SLO cgroup the run-queue wait (runnable -> running) is measured here in the kernel:
@@ -383,29 +385,37 @@ static __always_inline void insert_local_on(struct task_struct *p, s32 cpu, u64 
 		scx_bpf_dispatch(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
 }
 
-/*
- * The CPU to take for a waking SLO task when none is idle: among the CPUs it may use (a CPU
- * cannot take a task outside its affinity), the one whose current task has the latest deadline,
- * if policy_should_preempt() agrees. The CPU the task is queued on wins ties, since preempting it
- * needs no inter-processor interrupt.
- */
-static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx)
+static bool may_preempt(struct task_struct *p, struct task_ctx *tctx, s32 cpu,
+			struct cpu_ctx *cctx)
 {
-	s32 victim = -1, cpu, here = scx_bpf_task_cpu(p);
+	return cctx && cctx->running_dl && bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
+	       policy_should_preempt(cctx->running_dl, tctx->deadline, tctx->budget_ns);
+}
+
+/*
+ * The CPU to take for a waking SLO task when none is idle, among the CPUs it may use (a CPU cannot
+ * take a task outside its affinity) whose current task policy_should_preempt() lets it displace.
+ * `near` comes first when it qualifies: the CPU doing the wake-up (select_cpu) is already in the
+ * kernel, often in the very timer interrupt that woke the task, and the CPU whose run-queue holds
+ * the task (enqueue) needs no migration; either way no inter-processor interrupt is needed and the
+ * task runs as soon as the kernel returns. Otherwise, the CPU running the latest deadline.
+ */
+static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx, s32 near)
+{
+	s32 victim = -1, cpu;
 	u64 latest = 0;
 	u32 zero = 0;
 
+	if (may_preempt(p, tctx, near, bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, near)))
+		return near;
 	bpf_for(cpu, 0, nr_cpus) {
 		struct cpu_ctx *cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
 
 		if (!cctx)
 			break;
-		if (!cctx->running_dl || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		if (!may_preempt(p, tctx, cpu, cctx))
 			continue;
-		if (!policy_should_preempt(cctx->running_dl, tctx->deadline, tctx->budget_ns))
-			continue;
-		if (victim < 0 || policy_before(latest, cctx->running_dl) ||
-		    (cpu == here && cctx->running_dl == latest)) {
+		if (victim < 0 || policy_before(latest, cctx->running_dl)) {
 			latest = cctx->running_dl;
 			victim = cpu;
 		}
@@ -413,16 +423,28 @@ static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx)
 	return victim;
 }
 
+/* Claim a victim CPU, so that a second waker in the same instant preempts another one. */
+static void claim_victim(struct task_ctx *tctx, s32 cpu)
+{
+	struct slo_counters *cnt = counters();
+	struct cpu_ctx *cctx;
+	u32 zero = 0;
+
+	cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
+	if (cctx)
+		cctx->running_dl = tctx->deadline;
+	if (cnt)
+		cnt->preempt_kicks++;
+}
+
 /*
- * Place a waking SLO task on a CPU now: an idle one if any, else preempt the latest deadline.
+ * Place a waking SLO task on a CPU now: an idle one if any, else preempt a victim (pick_victim).
  * The task goes straight to that CPU's local queue (at its head, when preempting), so it does
  * not wait for a dispatch round through the shared queue. Returns false when neither exists.
  */
 static bool place_now(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 {
 	struct slo_counters *cnt = counters();
-	struct cpu_ctx *cctx;
-	u32 zero = 0;
 	s32 cpu;
 
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
@@ -433,19 +455,14 @@ static bool place_now(struct task_struct *p, struct task_ctx *tctx, u64 enq_flag
 			cnt->idle_kicks++;
 		return true;
 	}
-	cpu = pick_victim(p, tctx);
+	cpu = pick_victim(p, tctx, scx_bpf_task_cpu(p));
 	if (cpu < 0) {
 		if (cnt)
 			cnt->no_victim++;
 		return false;
 	}
-	/* Claim the CPU so a second waker in the same instant preempts another one. */
-	cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
-	if (cctx)
-		cctx->running_dl = tctx->deadline;
+	claim_victim(tctx, cpu);
 	insert_local_on(p, cpu, task_slice(tctx), enq_flags | SCX_ENQ_PREEMPT);
-	if (cnt)
-		cnt->preempt_kicks++;
 	return true;
 }
 
@@ -484,11 +501,14 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 		return cpu;
 	}
 	/*
-	 * No idle CPU: wake an SLO task up on the CPU it will preempt, so that ops.enqueue runs on
-	 * that CPU's run-queue and the preemption is local (no migration afterwards).
+	 * No idle CPU: an SLO task goes straight to the head of the local queue of the CPU it
+	 * preempts (direct dispatch, so ops.enqueue is skipped and nothing is decided twice).
 	 */
-	if (tctx->has_slo && (victim = pick_victim(p, tctx)) >= 0)
+	if (tctx->has_slo && (victim = pick_victim(p, tctx, bpf_get_smp_processor_id())) >= 0) {
+		claim_victim(tctx, victim);
+		insert_local(p, task_slice(tctx), SCX_ENQ_PREEMPT);
 		return victim;
+	}
 	return cpu;
 }
 void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)

@@ -5,6 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { findProjectRoot } from "../src/util/project-root.js";
+import { NAMED_THREADS_ARGS, serveTimersFirst, type HostPriority } from "./host-priority.js";
 
 export const PROJECT_ROOT = findProjectRoot();
 /** Downloads and builds live here; SCX_SLO_CACHE moves it (tests use that to fake a bare machine). */
@@ -25,6 +26,11 @@ export interface VmOptions {
   kernelArgs?: string[];
   /** Called with each chunk the guest prints on its serial console (progress for long runs). */
   onOutput?: (chunk: string) => void;
+  /**
+   * "timers-first" (the default) serves QEMU's main loop before its vCPU threads on the host, so
+   * guest timer interrupts are not held up by the host's scheduler (see vm/host-priority.ts).
+   */
+  hostPriority?: HostPriority;
 }
 
 export interface VmResult {
@@ -40,6 +46,8 @@ export interface VmResult {
   /** Host wall time from starting QEMU to the command starting, in ms. */
   bootToCommandMs: number;
   wallMs: number;
+  /** How QEMU's threads were prioritised on the host (see VmOptions.hostPriority). */
+  hostPriority: string;
 }
 
 export class VmError extends Error {
@@ -159,6 +167,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     ...(opts.kernelArgs ?? []),
   ].join(" ");
   const args = [
+    ...NAMED_THREADS_ARGS,
     ...["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", String(cpus), "-m", String(memoryMiB)],
     ...["-kernel", kernel.vmlinuz, "-initrd", kernel.initramfs, "-append", append],
     ...["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on"],
@@ -178,6 +187,10 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
   };
   child.stdout.on("data", onChunk);
   child.stderr.on("data", onChunk);
+  const hostPriority =
+    (opts.hostPriority ?? "timers-first") === "timers-first" && child.pid
+      ? serveTimersFirst(child.pid, cpus)
+      : Promise.resolve("default");
 
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -229,5 +242,6 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     guestBootMs: startMatch ? Math.round(Number(startMatch[1]) * 1000) : NaN,
     bootToCommandMs: commandStartedAt ? commandStartedAt - started : NaN,
     wallMs,
+    hostPriority: await hostPriority,
   };
 }

@@ -1,9 +1,10 @@
 // The VM harness against a real sched_ext kernel: what the guest provides, and its failure paths.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { runInVm, VmTimeoutError } from "../../vm/harness.js";
+import { newRunDir, runInVm, VmTimeoutError } from "../../vm/harness.js";
 
 test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, and files come back to the host", async () => {
   const script = [
@@ -40,6 +41,56 @@ test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, and files come back 
   console.log(
     `# boot to command: ${r.bootToCommandMs} ms host wall, guest uptime ${r.guestBootMs} ms`,
   );
+});
+
+/** The QEMU process whose command line names `outDir` (unique per run), read from /proc. */
+function qemuFor(outDir: string): number | undefined {
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (cmdline.includes("qemu-system") && cmdline.includes(outDir)) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+function hostThreads(pid: number): { name: string; policy: string; cpus: string }[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+    return {
+      name: readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(),
+      policy: execFileSync("chrt", ["--pid", tid], { encoding: "utf8" }),
+      cpus: /Cpus_allowed_list:\s*(\S+)/.exec(status)![1]!,
+    };
+  });
+}
+
+test("host: QEMU's main loop (guest timers) is served first and vCPU n runs on host core n", async () => {
+  const outDir = newRunDir("priority");
+  let seen: ReturnType<typeof hostThreads> | undefined;
+  const r = await runInVm({
+    command: "sleep 2",
+    outDir,
+    timeoutMs: 60_000,
+    onOutput: (chunk) => {
+      const pid = chunk.includes("@@SCXVM-START") ? qemuFor(outDir) : undefined;
+      if (pid && !seen) seen = hostThreads(pid);
+    },
+  });
+  assert.equal(r.exitCode, 0, r.output);
+  assert.match(r.hostPriority, /^timers-first/);
+  assert.ok(seen, "QEMU's threads were seen while the guest ran");
+  const main = seen.find((t) => t.name.startsWith("qemu-system"));
+  assert.match(main!.policy, /SCHED_FIFO/);
+  assert.match(main!.policy, /priority: 1/);
+  const vcpus = seen.filter((t) => /^CPU \d+\/TCG/.test(t.name));
+  assert.equal(vcpus.length, 2);
+  for (const v of vcpus) {
+    assert.match(v.policy, /SCHED_OTHER/);
+    assert.equal(v.cpus, /^CPU (\d+)/.exec(v.name)![1]);
+  }
 });
 
 test("guest: the command's exit status and output come back", async () => {
