@@ -25,7 +25,10 @@ export async function runCyclictest(opts: CyclictestOptions): Promise<Percentile
   return parseCyclictestHistogram(r.stdout);
 }
 
-/** cyclictest -h output: "<us> <count>" rows, "# Histogram Overflows: N" for > MAX_US. */
+/**
+ * cyclictest -h output: "<us> <count>" rows, "# Histogram Overflows: N" for > MAX_US. Several
+ * outputs joined together are pooled (counts add up), so runs can be compared as one sample.
+ */
 export function parseCyclictestHistogram(text: string): Percentiles {
   const counts = new Map<number, number>();
   let overflows = 0;
@@ -33,11 +36,11 @@ export function parseCyclictestHistogram(text: string): Percentiles {
     const row = /^(\d+)\s+(\d+)/.exec(line);
     if (row) {
       const n = Number(row[2]);
-      if (n > 0) counts.set(Number(row[1]), n);
+      if (n > 0) counts.set(Number(row[1]), (counts.get(Number(row[1])) ?? 0) + n);
       continue;
     }
     const of = /^# Histogram Overflows:\s+(\d+)/.exec(line);
-    if (of) overflows = Number(of[1]);
+    if (of) overflows += Number(of[1]);
   }
   if (overflows > 0) counts.set(MAX_US, (counts.get(MAX_US) ?? 0) + overflows);
   return percentilesFromHistogram(counts);

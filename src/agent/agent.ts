@@ -368,6 +368,7 @@ export class Agent {
       schedulerState: () => this.supervisor.status().state,
       reattaches: () => this.supervisor.status().reattaches,
       unplannedDetaches: () => this.supervisor.status().unplannedDetaches,
+      lastExit: () => this.supervisor.status().lastExit,
     };
   }
 

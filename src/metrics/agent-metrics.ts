@@ -3,7 +3,7 @@
 // where known, the pod's namespace and name.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
-import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
+import type { CgroupStats, ExitInfo, SchedulerCounters } from "../sched/loader.js";
 import { SCHEDULER_STATES, type SchedulerState } from "../agent/supervisor.js";
 import {
   CollectedMetric,
@@ -35,6 +35,8 @@ export interface MetricsView {
   schedulerState(): SchedulerState;
   reattaches(): number;
   unplannedDetaches(): number;
+  /** Why the scheduler last stopped on its own (kernel exit record); null if it never has. */
+  lastExit(): ExitInfo | null;
 }
 
 export interface AgentMetrics {
@@ -153,6 +155,15 @@ export function createAgentMetrics(
     "Times scx_slo went away without the agent asking (kernel exit, external unload)",
     "counter",
     () => [{ labels: {}, value: view.unplannedDetaches() }],
+  );
+  add(
+    "scheduler_last_exit_info",
+    "1, labelled with why scx_slo last stopped without the agent asking (sched_ext exit kind and the kernel's reason); absent until it has",
+    "gauge",
+    () => {
+      const exit = view.lastExit();
+      return exit ? [{ labels: { kind: exit.kind_name, reason: exit.reason }, value: 1 }] : [];
+    },
   );
   const counter = (name: string, help: string, key: keyof SchedulerCounters) =>
     add(name, help, "counter", () => {

@@ -127,6 +127,10 @@ export async function loadScheduler(paths: LoaderPaths, opts: LoadOptions = {}):
   if (opts.defaultImportance !== undefined)
     args.push("--default-importance", String(opts.defaultImportance));
   if (opts.maxSliceUs !== undefined) args.push("--max-slice-us", String(opts.maxSliceUs));
+  // Test builds only (build/scx_slo_test.bpf.o): the cgroup whose tasks the scheduler never
+  // dispatches, so the VM tests can make the kernel's watchdog eject it under a running agent.
+  const stall = process.env.SCX_SLO_TEST_STALL_CGROUP;
+  if (stall) args.push("--test-stall-cgroup", stall);
   await runLoader(paths, args);
 }
 

@@ -75,6 +75,13 @@ function view(slos: SloSample[]): MetricsView {
     schedulerState: () => "attached",
     reattaches: () => 3,
     unplannedDetaches: () => 1,
+    lastExit: () => ({
+      kind: 1026,
+      kind_name: "error_stall",
+      code: 0,
+      reason: "runnable task stall",
+      msg: "w[42] failed to run for 5.1s",
+    }),
   };
 }
 
@@ -137,6 +144,10 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
   assert.equal(one("scx_slo_scheduler_state", { state: "attached" }), 1);
   assert.equal(one("scx_slo_scheduler_state", { state: "safe_mode" }), 0);
   assert.equal(one("scx_slo_scheduler_reattaches_total"), 3);
+  assert.equal(
+    one("scx_slo_scheduler_last_exit_info", { kind: "error_stall", reason: "runnable task stall" }),
+    1,
+  );
   assert.equal(one("scx_slo_ringbuf_drops_total"), 2);
   assert.equal(one("scx_slo_miss_events_total"), 11);
   assert.equal(one("scx_slo_preempt_kicks_total"), 33);
