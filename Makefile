@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm demo bench bench-full vm clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm clean
 
 all: build
 
@@ -57,6 +57,12 @@ test-unit: build
 
 test-vm: build
 	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test/vm -name "*.test.js" | sort)
+
+## soak: the 2-minute watchdog soak in the VM; raw output to bench/results/<date>-soak/
+soak: build
+	d=bench/results/$$(date -u +%F)-soak && mkdir -p $$d && SOAK_S=120 SOAK_RESULTS_DIR=$$d \
+	  node --test --test-reporter=spec --test-reporter-destination=stdout \
+	  --test-reporter=spec --test-reporter-destination=$$d/test-output.txt dist/test/vm/watchdog.test.js
 
 ## demo: boot the sched_ext VM, run the quick noisy-neighbour ladder (fair vs scx_slo), print the table
 demo: build

@@ -62,7 +62,33 @@ const running = [
   hogs("/w/burn-a", 2, soakS),
   hogs("/w/burn-b", 2, soakS),
 ];
-const codes = (await Promise.all(running)).map((r) => r.code);
+// Every 10 s: still the same attachment, and how much CPU each group got in the interval.
+const samples: Record<string, unknown>[] = [];
+const usage = (cg: string) => readCpuStat(cg).usage_usec!;
+let finished = false;
+const all = Promise.all(running).finally(() => (finished = true));
+const seq0 = sysfs("enable_seq");
+let last = { batch: usage("/w/batch"), a: usage("/w/burn-a"), b: usage("/w/burn-b") };
+const soakStart = Date.now();
+while (!finished) {
+  await Promise.race([all, sleep(10_000)]);
+  if (finished) break;
+  const now = { batch: usage("/w/batch"), a: usage("/w/burn-a"), b: usage("/w/burn-b") };
+  samples.push({
+    t_s: Math.round((Date.now() - soakStart) / 1000),
+    state: state(),
+    ops: sysfs("root/ops"),
+    enable_seq: sysfs("enable_seq"),
+    batch_usec: now.batch - last.batch,
+    burn_a_usec: now.a - last.a,
+    burn_b_usec: now.b - last.b,
+  });
+  last = now;
+  save();
+}
+out.soakSamples = samples;
+out.enableSeqBeforeSoak = seq0;
+const codes = (await all).map((r) => r.code);
 out.soakSeconds = soakS;
 out.soakExitCodes = codes;
 out.stateAfterSoak = state();
