@@ -23,6 +23,11 @@
  * task's whole slice. Slices are bounded by the budget. Per-CPU kernel threads, which cannot run anywhere else, are served
  * on their own CPU at once.
  *
+ * CPU limits (cpu.max) stay in force: with a sched_ext scheduler attached the kernel hands them to
+ * the scheduler instead of enforcing them, so a cgroup that has used its quota for the period is
+ * held back until the next one (cpu_max.bpf.h). An SLO buys a cgroup latency, never CPU beyond
+ * its limit.
+ *
  * For every SLO cgroup the run-queue wait (runnable -> running) is measured here in the kernel:
  * a log-linear histogram, runs, total and worst wait, and misses (wait > budget). Each miss also
  * goes to user space on a ring buffer, at most MISS_EVENTS_PER_CPU_PER_SEC per CPU; the excess is
@@ -297,6 +302,8 @@ static __always_inline u64 task_slice(const struct task_ctx *tctx)
 	return policy_slice(tctx->budget_ns, max_slice_ns, min_slice_ns);
 }
 
+#include "cpu_max.bpf.h"
+
 /* ---- measurement ----------------------------------------------------------------------- */
 
 static bool miss_rate_ok(u64 now)
@@ -489,7 +496,8 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 	s32 cpu, victim;
 
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (!tctx)
+	/* A cgroup over its cpu.max quota is held in ops.enqueue, so nothing is dispatched here. */
+	if (!tctx || bw_exhausted(tctx))
 		return cpu;
 	tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
 	if (is_idle) {
@@ -528,6 +536,13 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		insert_by_deadline(p, max_slice_ns, now_ns() + default_budget_ns, enq_flags);
 		return;
 	}
+	if (bw_hold(p, tctx, enq_flags))
+		return;
+	/* Its slice ended and nothing else wants this CPU (SCX_OPS_ENQ_LAST): keep running it. */
+	if (enq_flags & SCX_ENQ_LAST) {
+		insert_local(p, task_slice(tctx), enq_flags);
+		return;
+	}
 #ifdef SCX_SLO_TEST_HOOKS
 	if (test_stall_cgid && tctx->slo_cgid == test_stall_cgid) {
 		insert_vtime_into(p, STALL_DSQ, max_slice_ns, 0, enq_flags);
@@ -543,6 +558,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 
 void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 {
+	bw_release_due();
 	move_to_local(SHARED_DSQ);
 }
 
@@ -563,6 +579,7 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->running_at = now;
+	bw_limit_slice(p, tctx, now);
 	if (cctx)
 		cctx->running_dl = tctx->deadline ? tctx->deadline : 1;
 	if (tctx->runnable_at) {
@@ -582,8 +599,10 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		cctx->running_dl = 0;
 	if (!tctx)
 		return;
-	if (tctx->running_at)
+	if (tctx->running_at) {
 		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance);
+		bw_charge(tctx, now - tctx->running_at, now);
+	}
 	tctx->running_at = 0;
 	/* Preempted or out of slice but still runnable: a new wait starts now. */
 	if (runnable)
@@ -605,6 +624,20 @@ void BPF_STRUCT_OPS(slo_cgroup_exit, struct cgroup *cgrp)
 
 	bpf_map_delete_elem(&slo_map, &id);
 	bpf_map_delete_elem(&stats_map, &id);
+	bpf_map_delete_elem(&bw_map, &id);
+}
+
+/* cpu.max: the kernel hands each cgroup's limit to the scheduler (see cpu_max.bpf.h). */
+s32 BPF_STRUCT_OPS_SLEEPABLE(slo_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
+{
+	bw_set(cgrp, args->bw_period_us, args->bw_quota_us);
+	return 0;
+}
+
+void BPF_STRUCT_OPS(slo_cgroup_set_bandwidth, struct cgroup *cgrp, u64 period_us, u64 quota_us,
+		    u64 burst_us)
+{
+	bw_set(cgrp, period_us, quota_us);
 }
 
 s32 BPF_STRUCT_OPS(slo_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -629,6 +662,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(slo_init)
 	if (scx_bpf_create_dsq(STALL_DSQ, -1))
 		return -ENOMEM;
 #endif
+	if (bw_init())
+		return -ENOMEM;
 	return scx_bpf_create_dsq(SHARED_DSQ, -1);
 }
 
@@ -656,9 +691,12 @@ struct sched_ext_ops slo_ops = {
 	.running = (void *)slo_running,
 	.stopping = (void *)slo_stopping,
 	.init_task = (void *)slo_init_task,
+	.cgroup_init = (void *)slo_cgroup_init,
 	.cgroup_exit = (void *)slo_cgroup_exit,
+	.cgroup_set_bandwidth = (void *)slo_cgroup_set_bandwidth,
 	.init = (void *)slo_init,
 	.exit = (void *)slo_exit,
+	.flags = SCX_OPS_ENQ_LAST,
 	.timeout_ms = 5000,
 	.name = SCX_SLO_NAME,
 };

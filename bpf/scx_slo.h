@@ -62,6 +62,7 @@ struct slo_counters {
 	__u64 kthread_local;  /* pinned kernel threads served on their own CPU */
 	__u64 idle_kicks;     /* idle CPUs woken for a task queued without one */
 	__u64 no_victim;      /* SLO wake-ups with no idle CPU and nothing later to preempt */
+	__u64 throttled;      /* tasks held back because their cgroup used its cpu.max quota */
 };
 
 /* Ring-buffer record for one deadline miss. */

@@ -177,16 +177,17 @@ static void write_counters(void)
 			sum.kthread_local += per[c].kthread_local;
 			sum.idle_kicks += per[c].idle_kicks;
 			sum.no_victim += per[c].no_victim;
+			sum.throttled += per[c].throttled;
 		}
 	}
 	free(per);
 	printf("\"counters\":{\"miss_events\":%llu,\"miss_drops\":%llu,\"preempt_kicks\":%llu,"
 	       "\"direct_idle\":%llu,\"kthread_local\":%llu,\"idle_kicks\":%llu,"
-	       "\"no_victim\":%llu}",
+	       "\"no_victim\":%llu,\"throttled\":%llu}",
 	       (unsigned long long)sum.miss_events, (unsigned long long)sum.miss_drops,
 	       (unsigned long long)sum.preempt_kicks, (unsigned long long)sum.direct_idle,
 	       (unsigned long long)sum.kthread_local, (unsigned long long)sum.idle_kicks,
-	       (unsigned long long)sum.no_victim);
+	       (unsigned long long)sum.no_victim, (unsigned long long)sum.throttled);
 }
 
 static void do_stats(const char *id)

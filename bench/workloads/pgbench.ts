@@ -2,7 +2,7 @@
 // cgroup under cpu.max, driven by rate-limited pgbench (-R: each transaction has a scheduled
 // start and its latency counts from there, so it is open-loop) from the loadgen cgroup. The
 // cgroup's CPU use over the run is recorded beside the latencies: while a sched_ext scheduler is
-// attached the kernel does not enforce cpu.max, so whether scx_slo kept within it is a finding.
+// attached the kernel leaves cpu.max to the scheduler, so whether it held is a finding.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";

@@ -187,6 +187,11 @@ export function createAgentMetrics(
     "SLO wake-ups that found no idle CPU and nothing later to preempt",
     "no_victim",
   );
+  counter(
+    "cpu_max_throttled_total",
+    "Tasks scx_slo held back until the next period because their cgroup used its cpu.max quota",
+    "throttled",
+  );
 
   const configReloads = new Counter({
     name: `${p}config_reloads_total`,

@@ -76,6 +76,8 @@ export interface SchedulerCounters {
   kthread_local: number;
   idle_kicks: number;
   no_victim: number;
+  /** Tasks held back because their cgroup had used its cpu.max quota for the period. */
+  throttled: number;
 }
 
 export interface StatsSnapshot {

@@ -10,6 +10,24 @@ export const MAX_SLO_ENTRIES = 4096;
 
 export const NS_PER_MS = 1_000_000;
 
+/**
+ * The one check every SLO source applies to a budget in milliseconds: in range, and a whole number
+ * of nanoseconds (the kernel counts those; rounding a finer budget would silently change it).
+ */
+export function isValidBudgetMs(ms: number): boolean {
+  return (
+    Number.isFinite(ms) &&
+    ms >= BUDGET_MIN_MS &&
+    ms <= BUDGET_MAX_MS &&
+    Math.round(ms * NS_PER_MS) / NS_PER_MS === ms
+  );
+}
+
+/** The one range check every SLO source applies to an importance. */
+export function isValidImportance(n: number): boolean {
+  return Number.isInteger(n) && n >= IMPORTANCE_MIN && n <= IMPORTANCE_MAX;
+}
+
 /** Where a rule came from, for error messages and metrics labels. */
 export interface Origin {
   /** "file:/etc/scx-slo/config:12", "k8s:pod/default/api-7d9", ... */

@@ -196,7 +196,7 @@ t("importance annotation alone: overrides a policy, is an error without one", ()
       /pod payments\/p: annotation scx-slo\.io\/importance=/,
     );
   }
-  for (const bad of ["0", "10001", "-5", "5ms", ""]) {
+  for (const bad of ["0", "10001", "-5", "5ms", "", "2.0000001"]) {
     assert.equal(decidePodSlo(pod({ "scx-slo.io/budget-ms": bad })).kind, "error", bad);
   }
   assert.deepEqual(decidePodSlo(pod({ "scx-slo.io/budget-ms": " 2.5 " })), {

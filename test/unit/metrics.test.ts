@@ -71,6 +71,7 @@ function view(slos: SloSample[]): MetricsView {
       kthread_local: 0,
       idle_kicks: 0,
       no_victim: 5,
+      throttled: 6,
     }),
     schedulerState: () => "attached",
     reattaches: () => 3,
@@ -149,6 +150,7 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
     1,
   );
   assert.equal(one("scx_slo_ringbuf_drops_total"), 2);
+  assert.equal(one("scx_slo_cpu_max_throttled_total"), 6);
   assert.equal(one("scx_slo_miss_events_total"), 11);
   assert.equal(one("scx_slo_preempt_kicks_total"), 33);
   assert.equal(types.get("scx_slo_runs_total"), "counter");

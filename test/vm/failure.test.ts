@@ -81,19 +81,21 @@ test("agent SIGKILL under load: scheduler stays attached, critical p99 in the ga
     String.raw`
 mkdir $CG/crit $CG/batch
 echo "/crit 1 90" > /tmp/slo.conf
-measure() { in_cgroup /crit cyclictest -q -m -D8 -i1000 -h100000 > "$OUT/$1.txt" || fail "cyclictest $1"; }
+measure() { in_cgroup /crit cyclictest -q -m -D$2 -i1000 -h100000 > "$OUT/$1.txt" || fail "cyclictest $1"; }
 start_agent /tmp/slo.conf
 wait_until 30 ready || fail "agent not ready"
 wait_until 10 metric_is scx_slo_budget_seconds /crit 0.001 || fail "SLO not applied"
 seq0=$(enable_seq)
 in_cgroup /batch stress-ng --cpu 8 --timeout 300 --quiet & HOGS=$!
-sleep 2
-# Two rounds, interleaved: agent alive, then agent killed (-9), then a new agent adopts.
-for round in 1 2; do
-  measure "alive-$round"
+# The first run of a workload in a fresh emulator is slower (code not yet translated): warm up.
+measure warm-up 3
+# Three rounds, interleaved so that drift in the emulator hits both sides alike: agent alive,
+# then agent killed (-9), then a new agent adopts.
+for round in 1 2 3; do
+  measure "alive-$round" 6
   kill -9 $AGENT; wait $AGENT 2>/dev/null; AGENT=
   attached || fail "scheduler not attached after the kill"
-  measure "gap-$round"
+  measure "gap-$round" 6
   attached || fail "scheduler lost during the gap"
   start_agent /tmp/slo.conf
   wait_until 30 ready || fail "new agent not ready (round $round)"
@@ -110,8 +112,10 @@ stop_agent
     300_000,
   );
   const read = (f: string) => readFileSync(path.join(r.outDir, `${f}.txt`), "utf8");
-  const alive = parseCyclictestHistogram(read("alive-1") + read("alive-2"));
-  const gap = parseCyclictestHistogram(read("gap-1") + read("gap-2"));
+  const pooled = (side: string) =>
+    parseCyclictestHistogram([1, 2, 3].map((n) => read(`${side}-${n}`)).join(""));
+  const alive = pooled("alive");
+  const gap = pooled("gap");
   console.log(
     `# under 8 hogs: critical p99 ${alive.p99_us} us with the agent alive, ${gap.p99_us} us while it was dead (${(gap.p99_us / alive.p99_us).toFixed(2)}x; ${alive.samples} + ${gap.samples} samples)`,
   );
@@ -123,6 +127,6 @@ stop_agent
   assert.equal(result.adopted, true);
   assert.equal(result.state, "attached");
   assert.equal(result.applied, 1);
-  assert.ok(alive.samples > 12_000 && gap.samples > 12_000);
+  assert.ok(alive.samples > 15_000 && gap.samples > 15_000);
   assert.ok(gap.p99_us <= 1.2 * alive.p99_us, `gap p99 ${gap.p99_us} us vs ${alive.p99_us} us`);
 });

@@ -6,6 +6,8 @@ import {
   BUDGET_MIN_MS,
   IMPORTANCE_MAX,
   IMPORTANCE_MIN,
+  isValidBudgetMs,
+  isValidImportance,
   NS_PER_MS,
   type SloRule,
   type WorkloadLabels,
@@ -129,16 +131,14 @@ export function checkBudgetMs(ms: number, shown: string): Check<number> {
       fix,
     };
   }
-  const ns = Math.round(ms * NS_PER_MS);
-  // The kernel counts whole nanoseconds; rounding a finer budget would silently change it.
-  if (ns / NS_PER_MS !== ms) {
+  if (!isValidBudgetMs(ms)) {
     return {
       ok: false,
       message: `budget_ms ${shown} is finer than 1 ns`,
       fix: "use at most 6 decimal places",
     };
   }
-  return { ok: true, value: ns };
+  return { ok: true, value: Math.round(ms * NS_PER_MS) };
 }
 
 export const IMPORTANCE_FIX = `use a whole number from ${IMPORTANCE_MIN} (least) to ${IMPORTANCE_MAX} (most important)`;
@@ -147,8 +147,7 @@ export function checkImportance(n: number, shown: string): Check<number> {
   if (Number.isFinite(n) && !Number.isInteger(n)) {
     return { ok: false, message: `importance ${shown} is not an integer`, fix: IMPORTANCE_FIX };
   }
-  // Written as a negation so that NaN and the infinities land here too.
-  if (!(n >= IMPORTANCE_MIN && n <= IMPORTANCE_MAX)) {
+  if (!isValidImportance(n)) {
     return {
       ok: false,
       message: `importance ${shown} is outside ${IMPORTANCE_MIN}..${IMPORTANCE_MAX}`,

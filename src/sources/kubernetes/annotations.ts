@@ -11,6 +11,8 @@ import {
   BUDGET_MIN_MS,
   IMPORTANCE_MAX,
   IMPORTANCE_MIN,
+  isValidBudgetMs,
+  isValidImportance,
   NS_PER_MS,
   type SloRule,
 } from "../../slo/model.js";
@@ -86,7 +88,7 @@ function parseBudgetAnnotation(pod: PodMeta): Parsed {
   if (raw === undefined) return {};
   const text = raw.trim();
   const value = Number(text);
-  if (!DECIMAL_RE.test(text) || value < BUDGET_MIN_MS || value > BUDGET_MAX_MS) {
+  if (!DECIMAL_RE.test(text) || !isValidBudgetMs(value)) {
     return {
       error:
         `pod ${podName(pod)}: annotation ${ANNOTATION_BUDGET_MS}=${JSON.stringify(raw)} is invalid; ` +
@@ -101,7 +103,7 @@ function parseImportanceAnnotation(pod: PodMeta): Parsed {
   if (raw === undefined) return {};
   const text = raw.trim();
   const value = Number(text);
-  if (!INTEGER_RE.test(text) || value < IMPORTANCE_MIN || value > IMPORTANCE_MAX) {
+  if (!INTEGER_RE.test(text) || !isValidImportance(value)) {
     return {
       error:
         `pod ${podName(pod)}: annotation ${ANNOTATION_IMPORTANCE}=${JSON.stringify(raw)} is invalid; ` +
@@ -142,12 +144,7 @@ export function parseSloPolicy(
     return { error: `${id}: spec.selector.matchLabels must map label names to string values` };
   }
   const budgetMs = spec.budgetMs;
-  if (
-    typeof budgetMs !== "number" ||
-    !Number.isFinite(budgetMs) ||
-    budgetMs < BUDGET_MIN_MS ||
-    budgetMs > BUDGET_MAX_MS
-  ) {
+  if (typeof budgetMs !== "number" || !isValidBudgetMs(budgetMs)) {
     return {
       error: `${id}: spec.budgetMs=${JSON.stringify(budgetMs)} is invalid; set it to ${budgetHint.replace(/"/g, "")}`,
     };
@@ -155,10 +152,7 @@ export function parseSloPolicy(
   const importance = spec.importance;
   if (
     importance !== undefined &&
-    (typeof importance !== "number" ||
-      !Number.isInteger(importance) ||
-      importance < IMPORTANCE_MIN ||
-      importance > IMPORTANCE_MAX)
+    (typeof importance !== "number" || !isValidImportance(importance))
   ) {
     return {
       error: `${id}: spec.importance=${JSON.stringify(importance)} is invalid; set it to ${importanceHint}, or remove it`,
