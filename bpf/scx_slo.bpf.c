@@ -630,7 +630,9 @@ void BPF_STRUCT_OPS(slo_cgroup_exit, struct cgroup *cgrp)
 /* cpu.max: the kernel hands each cgroup's limit to the scheduler (see cpu_max.bpf.h). */
 s32 BPF_STRUCT_OPS_SLEEPABLE(slo_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
 {
-	bw_set(cgrp, args->bw_period_us, args->bw_quota_us);
+	/* The bandwidth fields arrived with cgroup_set_bandwidth (6.17); older kernels lack both. */
+	if (bpf_core_field_exists(args->bw_quota_us))
+		bw_set(cgrp, args->bw_period_us, args->bw_quota_us);
 	return 0;
 }
 

@@ -90,6 +90,62 @@ struct load_opts {
 	__u64 test_stall_cgid;  /* test builds only: a cgroup whose tasks are never dispatched */
 };
 
+/* Byte offset of a member of a struct in a BTF, or -1. */
+static int member_offset(const struct btf *btf, const char *type, const char *member)
+{
+	const struct btf_type *t;
+	const struct btf_member *m;
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT), i;
+
+	if (id < 0)
+		return -1;
+	t = btf__type_by_id(btf, id);
+	m = btf_members(t);
+	for (i = 0; i < btf_vlen(t); i++, m++) {
+		if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
+			return (int)(btf_member_bit_offset(t, i) / 8);
+	}
+	return -1;
+}
+
+/*
+ * sched_ext_ops callbacks newer than the oldest supported kernel (6.12). libbpf refuses a
+ * struct_ops member the kernel does not know unless it is NULL, so a callback the running kernel
+ * lacks is set to NULL in the struct_ops map and its program is not loaded. Returns how many
+ * were dropped. SCX_SLO_TEST_DROP_OPS=name drops one anyway (tests of this path on a new kernel).
+ */
+static int drop_ops_missing_in_kernel(struct bpf_object *obj)
+{
+	static const struct { const char *member, *prog; } optional[] = {
+		{ "cgroup_set_bandwidth", "slo_cgroup_set_bandwidth" },
+	};
+	const char *forced = getenv("SCX_SLO_TEST_DROP_OPS");
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	struct bpf_map *ops_map = bpf_object__find_map_by_name(obj, "slo_ops");
+	size_t i, size = 0;
+	int dropped = 0;
+	char *data;
+
+	if (!ops_map || !(data = bpf_map__initial_value(ops_map, &size)))
+		goto out;
+	for (i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
+		int in_kernel = vmlinux && member_offset(vmlinux, "sched_ext_ops", optional[i].member) >= 0;
+		int off = member_offset(bpf_object__btf(obj), "sched_ext_ops", optional[i].member);
+		struct bpf_program *prog = bpf_object__find_program_by_name(obj, optional[i].prog);
+
+		if ((in_kernel && !(forced && !strcmp(forced, optional[i].member))) || off < 0 ||
+		    (size_t)off + sizeof(void *) > size)
+			continue;
+		*(void **)(data + off) = NULL;
+		if (prog)
+			bpf_program__set_autoload(prog, false);
+		dropped++;
+	}
+out:
+	btf__free(vmlinux);
+	return dropped;
+}
+
 static int cmd_load(const char *pin_dir, const struct load_opts *o)
 {
 	char path[PATH_MAX], ops[64];
@@ -131,7 +187,16 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 		return fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
 	}
 
-	/* Pinned maps are reused when present, so SLOs and stats survive a re-attach. */
+	if (drop_ops_missing_in_kernel(obj))
+		fprintf(stderr, "scx-slo-loader: this kernel's sched_ext has no cgroup_set_bandwidth "
+				"(Linux < 6.17): cpu.max is read when a cgroup appears, later changes "
+				"are not seen\n");
+
+	/*
+	 * Pinned maps are reused when present, so SLOs and stats survive a re-attach. The map holding
+	 * the cpu.max release timer must be pinned too: the kernel cancels a map's BPF timers once no
+	 * user-space reference is left, which for an unpinned map is as soon as this process exits.
+	 */
 	bpf_object__for_each_map(map, obj) {
 		const char *name = bpf_map__name(map);
 

@@ -49,3 +49,8 @@ test("an SLO cgroup under load still gets no more than its limit; the rest goes 
   assert.ok(Number(s.batchMsMeanwhile) > 1.6 * w(), `hogs got ${s.batchMsMeanwhile} ms`);
   assert.equal(s.stateAtEnd, "enabled", "no watchdog ejection while tasks were held");
 });
+
+test("a kernel without ops.cgroup_set_bandwidth (imitated on 7.3): the loader drops it, the scheduler loads, the limit read at attach holds", () => {
+  assert.equal(s.withoutSetBandwidthOps, "scx_slo");
+  within(Number(s.withoutSetBandwidth20), 0.2 * w(), 0.1, "limit read at attach");
+});

@@ -11,7 +11,7 @@ import {
 import { spawnInCgroup, sleep } from "../../../src/util/process.js";
 import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 
-const WINDOW_MS = 4000;
+const WINDOW_MS = 6000;
 const { out, save } = scenarioRecorder();
 const paths = defaultLoaderPaths();
 
@@ -56,6 +56,17 @@ out.throttled = (await session.stats()).counters.throttled;
 out.stateAtEnd = sysfs("state");
 out.windowMs = WINDOW_MS;
 await session.close();
+await unloadScheduler(paths, true);
+
+// A kernel without ops.cgroup_set_bandwidth (6.12-6.16), imitated: the loader drops that
+// callback and the scheduler still loads. (A real 6.12-6.16 kernel also lacks the bandwidth
+// fields of ops.cgroup_init, so there the limit would not be seen at all.)
+writeCgroupFile("/lim", "cpu.max", "20000 100000");
+process.env.SCX_SLO_TEST_DROP_OPS = "cgroup_set_bandwidth";
+await loadScheduler(paths);
+delete process.env.SCX_SLO_TEST_DROP_OPS;
+out.withoutSetBandwidthOps = sysfs("root/ops");
+out.withoutSetBandwidth20 = await usedMs("/lim");
 for (const s of spinners) s.kill("SIGKILL");
 await unloadScheduler(paths, true);
 save();
