@@ -108,51 +108,120 @@ static int member_offset(const struct btf *btf, const char *type, const char *me
 	return -1;
 }
 
-/*
- * sched_ext_ops callbacks newer than the oldest supported kernel (6.12). libbpf refuses a
- * struct_ops member the kernel does not know unless it is NULL, so a callback the running kernel
- * lacks is set to NULL in the struct_ops map and its program is not loaded. Returns how many
- * were dropped. SCX_SLO_TEST_DROP_OPS=name drops one anyway (tests of this path on a new kernel).
- */
-static int drop_ops_missing_in_kernel(struct bpf_object *obj)
+/* sched_ext_ops callbacks newer than the oldest supported kernel (6.12), with their programs. */
+static const struct {
+	const char *member, *prog;
+} optional_ops[] = {
+	{ "cgroup_set_bandwidth", "slo_cgroup_set_bandwidth" },
+};
+#define NR_OPTIONAL_OPS (sizeof(optional_ops) / sizeof(optional_ops[0]))
+
+/* Which optional callbacks the running kernel's sched_ext_ops lacks (bit i: optional_ops[i]). */
+static unsigned int optional_ops_missing_in_kernel(void)
 {
-	static const struct { const char *member, *prog; } optional[] = {
-		{ "cgroup_set_bandwidth", "slo_cgroup_set_bandwidth" },
-	};
-	const char *forced = getenv("SCX_SLO_TEST_DROP_OPS");
 	struct btf *vmlinux = btf__load_vmlinux_btf();
+	unsigned int missing = 0;
+	size_t i;
+
+	if (!vmlinux)
+		return 0;
+	for (i = 0; i < NR_OPTIONAL_OPS; i++)
+		if (member_offset(vmlinux, "sched_ext_ops", optional_ops[i].member) < 0)
+			missing |= 1u << i;
+	btf__free(vmlinux);
+	return missing;
+}
+
+/*
+ * libbpf refuses a struct_ops member the kernel does not know unless it is NULL: set the chosen
+ * callbacks to NULL in the struct_ops map and do not load their programs.
+ * SCX_SLO_TEST_DROP_OPS=name drops one on any kernel (tests of this path on a new kernel).
+ */
+static void drop_optional_ops(struct bpf_object *obj, unsigned int which)
+{
+	const char *forced = getenv("SCX_SLO_TEST_DROP_OPS");
 	struct bpf_map *ops_map = bpf_object__find_map_by_name(obj, "slo_ops");
 	size_t i, size = 0;
-	int dropped = 0;
-	char *data;
+	char *data = ops_map ? bpf_map__initial_value(ops_map, &size) : NULL;
 
-	if (!ops_map || !(data = bpf_map__initial_value(ops_map, &size)))
-		goto out;
-	for (i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
-		int in_kernel = vmlinux && member_offset(vmlinux, "sched_ext_ops", optional[i].member) >= 0;
-		int off = member_offset(bpf_object__btf(obj), "sched_ext_ops", optional[i].member);
-		struct bpf_program *prog = bpf_object__find_program_by_name(obj, optional[i].prog);
+	for (i = 0; data && i < NR_OPTIONAL_OPS; i++) {
+		int off = member_offset(bpf_object__btf(obj), "sched_ext_ops", optional_ops[i].member);
+		struct bpf_program *prog = bpf_object__find_program_by_name(obj, optional_ops[i].prog);
 
-		if ((in_kernel && !(forced && !strcmp(forced, optional[i].member))) || off < 0 ||
-		    (size_t)off + sizeof(void *) > size)
+		if (!(which & (1u << i)) && !(forced && !strcmp(forced, optional_ops[i].member)))
+			continue;
+		if (off < 0 || (size_t)off + sizeof(void *) > size)
 			continue;
 		*(void **)(data + off) = NULL;
 		if (prog)
 			bpf_program__set_autoload(prog, false);
-		dropped++;
+		fprintf(stderr,
+			"scx-slo-loader: this kernel's sched_ext has no %s: loading without it%s\n",
+			optional_ops[i].member,
+			strcmp(optional_ops[i].member, "cgroup_set_bandwidth") ?
+				"" :
+				" (cpu.max limits are not seen before Linux 6.17)");
 	}
-out:
-	btf__free(vmlinux);
-	return dropped;
+}
+
+/* Opens the object and sets it up for loading: tunables, callbacks to drop, map pins. */
+static struct bpf_object *open_object(const char *pin_dir, const struct load_opts *o,
+				      unsigned int drop, struct bpf_map **ops_map)
+{
+	char path[PATH_MAX];
+	struct bpf_object *obj;
+	struct bpf_map *map;
+	__u32 nr_cpus;
+
+	obj = bpf_object__open_file(o->obj_path, NULL);
+	if (!obj) {
+		fail("cannot open BPF object %s: %s (run `make build`)", o->obj_path, strerror(errno));
+		return NULL;
+	}
+	nr_cpus = (__u32)libbpf_num_possible_cpus();
+	if (set_rodata(obj, "default_budget_ns", &o->default_budget_ns, 8) ||
+	    set_rodata(obj, "default_importance", &o->default_importance, 4) ||
+	    set_rodata(obj, "max_slice_ns", &o->max_slice_ns, 8) ||
+	    set_rodata(obj, "nr_cpus", &nr_cpus, 4)) {
+		bpf_object__close(obj);
+		fail("BPF object %s lacks the expected tunables; rebuild it", o->obj_path);
+		return NULL;
+	}
+	if (o->test_stall_cgid && set_rodata(obj, "test_stall_cgid", &o->test_stall_cgid, 8)) {
+		bpf_object__close(obj);
+		fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
+		return NULL;
+	}
+	drop_optional_ops(obj, drop);
+
+	/*
+	 * Pinned maps are reused when present, so SLOs and stats survive a re-attach. The map holding
+	 * the cpu.max release timer must be pinned too: the kernel cancels a map's BPF timers once no
+	 * user-space reference is left, which for an unpinned map is as soon as this process exits.
+	 */
+	*ops_map = NULL;
+	bpf_object__for_each_map(map, obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
+			*ops_map = map;
+			continue;
+		}
+		/* .rodata/.bss, per-CPU and per-task scratch: state of one load, never carried over */
+		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+		bpf_map__set_pin_path(map, path);
+	}
+	return obj;
 }
 
 static int cmd_load(const char *pin_dir, const struct load_opts *o)
 {
 	char path[PATH_MAX], ops[64];
 	struct bpf_object *obj;
-	struct bpf_map *map, *ops_map = NULL;
+	struct bpf_map *ops_map = NULL;
 	struct bpf_link *link;
-	__u32 nr_cpus;
 	int err;
 
 	if (check_sched_ext_kernel())
@@ -169,49 +238,23 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 	unlink_pin(pin_dir, "link");
 
 	libbpf_set_print(libbpf_print);
-	obj = bpf_object__open_file(o->obj_path, NULL);
+	obj = open_object(pin_dir, o, 0, &ops_map);
 	if (!obj)
-		return fail("cannot open BPF object %s: %s (run `make build`)", o->obj_path,
-			    strerror(errno));
-
-	nr_cpus = (__u32)libbpf_num_possible_cpus();
-	if (set_rodata(obj, "default_budget_ns", &o->default_budget_ns, 8) ||
-	    set_rodata(obj, "default_importance", &o->default_importance, 4) ||
-	    set_rodata(obj, "max_slice_ns", &o->max_slice_ns, 8) ||
-	    set_rodata(obj, "nr_cpus", &nr_cpus, 4)) {
-		bpf_object__close(obj);
-		return fail("BPF object %s lacks the expected tunables; rebuild it", o->obj_path);
-	}
-	if (o->test_stall_cgid && set_rodata(obj, "test_stall_cgid", &o->test_stall_cgid, 8)) {
-		bpf_object__close(obj);
-		return fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
-	}
-
-	if (drop_ops_missing_in_kernel(obj))
-		fprintf(stderr, "scx-slo-loader: this kernel's sched_ext has no cgroup_set_bandwidth "
-				"(Linux < 6.17): cpu.max is read when a cgroup appears, later changes "
-				"are not seen\n");
-
-	/*
-	 * Pinned maps are reused when present, so SLOs and stats survive a re-attach. The map holding
-	 * the cpu.max release timer must be pinned too: the kernel cancels a map's BPF timers once no
-	 * user-space reference is left, which for an unpinned map is as soon as this process exits.
-	 */
-	bpf_object__for_each_map(map, obj) {
-		const char *name = bpf_map__name(map);
-
-		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
-			ops_map = map;
-			continue;
-		}
-		/* .rodata/.bss, per-CPU and per-task scratch: state of one load, never carried over */
-		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-		bpf_map__set_pin_path(map, path);
-	}
-
+		return 1;
 	err = bpf_object__load(obj);
+	if (err) {
+		/* Checked only on failure: reading the kernel's BTF costs a verifier's worth of time. */
+		unsigned int missing = optional_ops_missing_in_kernel();
+
+		if (missing) {
+			bpf_object__close(obj);
+			verifier_log_len = 0;
+			obj = open_object(pin_dir, o, missing, &ops_map);
+			if (!obj)
+				return 1;
+			err = bpf_object__load(obj);
+		}
+	}
 	if (err) {
 		const char *tail = verifier_log_len ? verifier_log : "(no log)\n";
 
