@@ -76,11 +76,16 @@ struct {
  * a stale value only makes one dispatch look at THROTTLE_DSQ early or the timer fire late. */
 u64 next_unthrottle_at = (u64)-1;
 
+/* Set by the loader (--enforce-cpu-max): experimental, off by default (see README). */
+const volatile bool enforce_cpu_max;
+
 static void bw_set(struct cgroup *cgrp, u64 period_us, u64 quota_us)
 {
 	u64 id = BPF_CORE_READ(cgrp, kn, id);
 	struct cg_bw bw = {};
 
+	if (!enforce_cpu_max)
+		return;
 	/* "max" (no limit) arrives as an all-ones quota. */
 	if (!period_us || !quota_us || quota_us >= ((u64)-1) / NSEC_PER_USEC) {
 		bpf_map_delete_elem(&bw_map, &id);

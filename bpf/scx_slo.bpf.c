@@ -23,10 +23,10 @@
  * task's whole slice. Slices are bounded by the budget. Per-CPU kernel threads, which cannot run anywhere else, are served
  * on their own CPU at once.
  *
- * CPU limits (cpu.max) stay in force: with a sched_ext scheduler attached the kernel hands them to
- * the scheduler instead of enforcing them, so a cgroup that has used its quota for the period is
- * held back until the next one (cpu_max.bpf.h). An SLO buys a cgroup latency, never CPU beyond
- * its limit.
+ * CPU limits (cpu.max): with a sched_ext scheduler attached the kernel hands them to the scheduler
+ * instead of enforcing them. When the loader asks for it (experimental), a cgroup that has used
+ * its quota for the period is held back until the next one (cpu_max.bpf.h), so an SLO buys a
+ * cgroup latency, never CPU beyond its limit.
  *
  * For every SLO cgroup the run-queue wait (runnable -> running) is measured here in the kernel:
  * a log-linear histogram, runs, total and worst wait, and misses (wait > budget). Each miss also

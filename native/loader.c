@@ -14,6 +14,7 @@
  * cumulative stats survive a re-attach. Every error is one line on stderr, exit status 1.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,6 +89,7 @@ struct load_opts {
 	__u32 default_importance;
 	__u64 max_slice_ns;
 	__u64 test_stall_cgid;  /* test builds only: a cgroup whose tasks are never dispatched */
+	bool enforce_cpu_max;   /* experimental: scx_slo enforces cpu.max itself */
 };
 
 /* Byte offset of a member of a struct in a BTF, or -1. */
@@ -190,6 +192,11 @@ static struct bpf_object *open_object(const char *pin_dir, const struct load_opt
 	if (o->test_stall_cgid && set_rodata(obj, "test_stall_cgid", &o->test_stall_cgid, 8)) {
 		bpf_object__close(obj);
 		fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
+		return NULL;
+	}
+	if (o->enforce_cpu_max && set_rodata(obj, "enforce_cpu_max", &o->enforce_cpu_max, 1)) {
+		bpf_object__close(obj);
+		fail("BPF object %s has no cpu.max enforcement; rebuild it", o->obj_path);
 		return NULL;
 	}
 	drop_optional_ops(obj, drop);
@@ -341,6 +348,7 @@ static void usage(void)
 		"  --max-slice-us N         longest time slice (load; default 5000)\n"
 		"  --purge                  unload: also remove the pinned maps\n"
 		"  --test-stall-cgroup ID   load, test build only: never dispatch that cgroup\n"
+		"  --enforce-cpu-max        load: enforce cpu.max in scx_slo (experimental)\n"
 		"  -v                       verbose libbpf output\n",
 		DEFAULT_PIN_DIR);
 }
@@ -355,6 +363,7 @@ int main(int argc, char **argv)
 		{ "max-slice-us", required_argument, NULL, 's' },
 		{ "purge", no_argument, NULL, 'P' },
 		{ "test-stall-cgroup", required_argument, NULL, 'T' },
+		{ "enforce-cpu-max", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char default_obj[PATH_MAX];
@@ -398,6 +407,9 @@ int main(int argc, char **argv)
 		case 'T':
 			if (parse_u64(optarg, &lo.test_stall_cgid))
 				return fail("--test-stall-cgroup takes a cgroup id, got '%s'", optarg);
+			break;
+		case 'C':
+			lo.enforce_cpu_max = true;
 			break;
 		case 'v': verbose = 1; break;
 		default: usage(); return 2;
