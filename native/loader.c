@@ -4,6 +4,7 @@
  *
  *   load   [--obj F] [--pin-dir D] [--default-budget-ms N] [--default-importance N]
  *          [--max-slice-us N]           open, set tunables, load, attach, pin link and maps
+ *   standby [load's options]            load and verify now; attach on "attach" from stdin
  *   unload [--pin-dir D] [--purge]      unpin the link (the kernel falls back to the fair class);
  *                                       --purge also drops the pinned maps (SLOs, stats)
  *   status [--pin-dir D]                one JSON line: attached? whose? last exit reason
@@ -223,31 +224,22 @@ static struct bpf_object *open_object(const char *pin_dir, const struct load_opt
 	return obj;
 }
 
-static int cmd_load(const char *pin_dir, const struct load_opts *o)
+/* Opens, sets up and loads (verifies) the object; retries without callbacks the kernel lacks. */
+static struct bpf_object *prepare_object(const char *pin_dir, const struct load_opts *o,
+					 struct bpf_map **ops_map)
 {
-	char path[PATH_MAX], ops[64];
 	struct bpf_object *obj;
-	struct bpf_map *ops_map = NULL;
-	struct bpf_link *link;
 	int err;
 
-	if (check_sched_ext_kernel())
-		return 1;
-	if (read_ops_name(ops, sizeof(ops)) == 0 && ops[0]) {
-		if (!strcmp(ops, SCX_SLO_NAME) && pin_exists(pin_dir, "link"))
-			return fail("scx_slo is already loaded (pinned at %s/link); unload it first", pin_dir);
-		return fail("another sched_ext scheduler (%s) is attached; stop it first", ops);
+	if (ensure_dir(pin_dir)) {
+		fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
+		     strerror(errno));
+		return NULL;
 	}
-	if (ensure_dir(pin_dir))
-		return fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
-			    strerror(errno));
-	/* A link left pinned by a scheduler that has since exited is dead: drop it. */
-	unlink_pin(pin_dir, "link");
-
 	libbpf_set_print(libbpf_print);
-	obj = open_object(pin_dir, o, 0, &ops_map);
+	obj = open_object(pin_dir, o, 0, ops_map);
 	if (!obj)
-		return 1;
+		return NULL;
 	err = bpf_object__load(obj);
 	if (err) {
 		/* Checked only on failure: reading the kernel's BTF costs a verifier's worth of time. */
@@ -256,9 +248,9 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 		if (missing) {
 			bpf_object__close(obj);
 			verifier_log_len = 0;
-			obj = open_object(pin_dir, o, missing, &ops_map);
+			obj = open_object(pin_dir, o, missing, ops_map);
 			if (!obj)
-				return 1;
+				return NULL;
 			err = bpf_object__load(obj);
 		}
 	}
@@ -269,12 +261,38 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 			"scx-slo-loader: error: the kernel rejected %s (%s); verifier log follows\n%s",
 			o->obj_path, strerror(-err), tail);
 		bpf_object__close(obj);
-		return 1;
+		return NULL;
 	}
-	if (!ops_map) {
+	if (!*ops_map) {
 		bpf_object__close(obj);
-		return fail("BPF object %s has no sched_ext_ops", o->obj_path);
+		fail("BPF object %s has no sched_ext_ops", o->obj_path);
+		return NULL;
 	}
+	return obj;
+}
+
+/* Refuses when some scheduler is attached; drops a link pin left by one that has exited. */
+static int check_nothing_attached(const char *pin_dir)
+{
+	char ops[64];
+
+	if (read_ops_name(ops, sizeof(ops)) == 0 && ops[0]) {
+		if (!strcmp(ops, SCX_SLO_NAME) && pin_exists(pin_dir, "link"))
+			return fail("scx_slo is already loaded (pinned at %s/link); unload it first", pin_dir);
+		return fail("another sched_ext scheduler (%s) is attached; stop it first", ops);
+	}
+	unlink_pin(pin_dir, "link");
+	return 0;
+}
+
+/* Attaches a loaded object's struct_ops and pins the link; the object is closed either way. */
+static int attach_and_pin(const char *pin_dir, struct bpf_object *obj, struct bpf_map *ops_map,
+			  const struct load_opts *o)
+{
+	char path[PATH_MAX];
+	struct bpf_link *link;
+	int err;
+
 	link = bpf_map__attach_struct_ops(ops_map);
 	if (!link) {
 		err = -errno;
@@ -292,11 +310,91 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 	}
 	printf("{\"ok\":true,\"loaded\":\"%s\",\"pin_dir\":\"%s\",\"default_budget_ns\":%llu}\n",
 	       SCX_SLO_NAME, pin_dir, (unsigned long long)o->default_budget_ns);
+	fflush(stdout);
 	/* Exiting closes our fds; the pins keep the link and maps, so the scheduler stays. */
 	bpf_link__disconnect(link);
 	bpf_link__destroy(link);
 	bpf_object__close(obj);
 	return 0;
+}
+
+static int cmd_load(const char *pin_dir, const struct load_opts *o)
+{
+	struct bpf_object *obj;
+	struct bpf_map *ops_map = NULL;
+
+	if (check_sched_ext_kernel() || check_nothing_attached(pin_dir))
+		return 1;
+	obj = prepare_object(pin_dir, o, &ops_map);
+	if (!obj)
+		return 1;
+	return attach_and_pin(pin_dir, obj, ops_map, o);
+}
+
+/*
+ * A map the object shares through a pin must still be the pinned one: an `unload --purge` and a
+ * fresh load since the standby was made leave it holding maps nobody else reads.
+ */
+static int pinned_maps_current(struct bpf_object *obj)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj) {
+		struct bpf_map_info a = {}, b = {};
+		__u32 la = sizeof(a), lb = sizeof(b);
+		const char *pin = bpf_map__pin_path(map);
+		int fd, same;
+
+		if (!pin || !bpf_map__is_pinned(map))
+			continue;
+		fd = bpf_obj_get(pin);
+		if (fd < 0)
+			return 0;
+		same = !bpf_map_get_info_by_fd(fd, &b, &lb) &&
+		       !bpf_map_get_info_by_fd(bpf_map__fd(map), &a, &la) && a.id == b.id;
+		close(fd);
+		if (!same)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * standby: load and verify now, attach later. Prints {"ready":true} once the object is verified,
+ * then waits for a line on stdin: "attach" attaches it (the reply is load's) and exits; end of
+ * input exits without attaching. The agent keeps one while scx_slo runs, so a re-attach costs one
+ * link creation instead of a libbpf open and a verifier pass (most of a second under emulation).
+ */
+static int cmd_standby(const char *pin_dir, const struct load_opts *o)
+{
+	struct bpf_map *ops_map = NULL;
+	struct bpf_object *obj;
+	char line[64];
+
+	if (check_sched_ext_kernel())
+		return 1;
+	if (!pin_exists(pin_dir, "slo_map"))
+		return fail("no scx_slo maps pinned at %s: a standby reuses them, load once first",
+			    pin_dir);
+	obj = prepare_object(pin_dir, o, &ops_map);
+	if (!obj)
+		return 1;
+	printf("{\"ready\":true}\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "attach", 6)) {
+		bpf_object__close(obj);
+		return 0;
+	}
+	if (!pinned_maps_current(obj)) {
+		bpf_object__close(obj);
+		return fail("standby is stale: the maps at %s were replaced since it was loaded",
+			    pin_dir);
+	}
+	if (check_nothing_attached(pin_dir)) {
+		bpf_object__close(obj);
+		return 1;
+	}
+	return attach_and_pin(pin_dir, obj, ops_map, o);
 }
 
 static int cmd_unload(const char *pin_dir, int purge)
@@ -340,9 +438,9 @@ static void default_object_path(char *buf, size_t size)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: scx-slo-loader load|unload|status|serve [options]\n"
+		"usage: scx-slo-loader load|standby|unload|status|serve [options]\n"
 		"  --pin-dir DIR            bpffs folder for pins (default %s)\n"
-		"  --obj FILE               BPF object (load; default: scx_slo.bpf.o beside this binary)\n"
+		"  --obj FILE               BPF object (load, standby; default: beside this binary)\n"
 		"  --default-budget-ms N    budget for tasks without an SLO (load; default 100)\n"
 		"  --default-importance N   importance for tasks without an SLO (load; default 50)\n"
 		"  --max-slice-us N         longest time slice (load; default 5000)\n"
@@ -419,6 +517,11 @@ int main(int argc, char **argv)
 		if (geteuid() != 0)
 			return fail("not root: loading a BPF scheduler needs root (or CAP_BPF+CAP_SYS_ADMIN)");
 		return cmd_load(pin_dir, &lo);
+	}
+	if (!strcmp(cmd, "standby")) {
+		if (geteuid() != 0)
+			return fail("not root: loading a BPF scheduler needs root (or CAP_BPF+CAP_SYS_ADMIN)");
+		return cmd_standby(pin_dir, &lo);
 	}
 	if (!strcmp(cmd, "unload"))
 		return cmd_unload(pin_dir, purge);

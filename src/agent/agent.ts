@@ -30,10 +30,12 @@ import {
   unloadScheduler,
   type CgroupStats,
   type LoaderPaths,
+  type LoadOptions,
   type MissEvent,
   type SchedulerCounters,
 } from "../sched/loader.js";
 import { readScxSysfs, SCX_SYSFS } from "../sched/scx-sysfs.js";
+import { StandbyScheduler } from "../sched/standby.js";
 import type { ResolvedSlo } from "../slo/model.js";
 import { errorMessage, OnceLog, type Logger } from "../util/log.js";
 import { packageVersion } from "../util/version.js";
@@ -81,6 +83,8 @@ export class Agent {
   private nodeSafeMode: (() => SafeModeFlag) | null = null;
   private server: RunningServer | null = null;
   private session: LoaderSession | null = null;
+  /** A verified copy of the scheduler, kept while scx_slo runs for a fast re-attach. */
+  private standby: StandbyScheduler | null = null;
   private sessionMapIno: bigint | null = null;
   private pinWatcher: FSWatcher | null = null;
   private desired: ResolvedSlo[] = [];
@@ -114,13 +118,7 @@ export class Agent {
       control: {
         read: () => readScxSysfs(options.scxSysfsDir ?? SCX_SYSFS),
         linkPinned: () => existsSync(path.join(paths.pinDir, "link")),
-        load: () =>
-          loadScheduler(
-            paths,
-            options.defaultBudgetMs !== undefined
-              ? { defaultBudgetMs: options.defaultBudgetMs }
-              : {},
-          ),
+        load: () => this.attachScheduler(),
         unload: () => unloadScheduler(paths),
         lastExit: async () => {
           const s = this.session?.alive
@@ -132,7 +130,11 @@ export class Agent {
       safeMode: () => this.safeMode(),
       persistSafeMode: (reason) => writeSafeModeFlag(options.safeModeFile, reason),
     });
+    this.supervisor.on("state", (st: { state: string }) => {
+      if (st.state === "safe_mode") this.dropStandby();
+    });
     this.supervisor.on("attached", () => {
+      this.prepareStandby();
       this.watchPins();
       this.requestRescan("scheduler attached");
     });
@@ -157,6 +159,7 @@ export class Agent {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.pinWatcher?.close();
     await this.supervisor.stop();
+    this.dropStandby();
     process.off("SIGHUP", this.onSighupK8s);
     await this.source?.stop();
     await this.rescanning;
@@ -239,6 +242,53 @@ export class Agent {
     this.session = s;
     this.sessionMapIno = ino;
     return s;
+  }
+
+  private loadOptions(): LoadOptions {
+    const budget = this.options.defaultBudgetMs;
+    return budget !== undefined ? { defaultBudgetMs: budget } : {};
+  }
+
+  /** Attaches the standby copy when one is ready, else loads the object afresh. */
+  private async attachScheduler(): Promise<void> {
+    const standby = this.standby;
+    this.standby = null;
+    if (standby?.ready) {
+      try {
+        await standby.attach();
+        this.metrics.standbyAttaches.inc({ result: "ok" });
+        return;
+      } catch (err) {
+        this.metrics.standbyAttaches.inc({ result: "failed" });
+        this.log.warn(`attaching the standby copy failed (${errorMessage(err)}); loading afresh`);
+      }
+    }
+    standby?.close();
+    await loadScheduler(this.options.loaderPaths, this.loadOptions());
+  }
+
+  /** Verifies the next copy in the background; a failure only means the slow path next time. */
+  private prepareStandby(): void {
+    this.dropStandby();
+    if (this.stopping) return;
+    let standby: StandbyScheduler;
+    try {
+      standby = new StandbyScheduler(this.options.loaderPaths, this.loadOptions());
+    } catch (err) {
+      this.log.warn(`no standby copy of the scheduler: ${errorMessage(err)}`);
+      return;
+    }
+    this.standby = standby;
+    void standby.prepared.then((ok) => {
+      if (ok) this.log.debug("standby copy of scx_slo verified; a re-attach will take one attach");
+      else if (this.standby === standby)
+        this.log.warn(`no standby copy of the scheduler: ${standby.error}`);
+    });
+  }
+
+  private dropStandby(): void {
+    this.standby?.close();
+    this.standby = null;
   }
 
   private closeSession(): void {
@@ -445,6 +495,7 @@ export class Agent {
         kernel_state: sys.state,
         ops: sys.ops,
         enable_seq: sys.enableSeq,
+        standby: this.standby === null ? "none" : this.standby.ready ? "ready" : "preparing",
       },
       safe_mode: { on: safe.on, reason: safe.reason, file: this.options.safeModeFile },
       slos: {
@@ -513,6 +564,8 @@ export interface AgentStatusJson {
     kernel_state: string;
     ops: string | null;
     enable_seq: number;
+    /** The pre-verified copy kept for a fast re-attach. */
+    standby: "none" | "preparing" | "ready";
   };
   safe_mode: { on: boolean; reason: string; file: string };
   slos: {

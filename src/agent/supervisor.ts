@@ -341,17 +341,15 @@ export class Supervisor extends EventEmitter {
     if (sys.state === "enabling" || sys.state === "disabling") return this.o.fastPollMs;
     if (sys.state === "enabled" && sys.ops === SCHEDULER_NAME) return this.o.fastPollMs;
     // The scheduler's exit callback has run once the kernel reports "disabled". The next attach
-    // resets the record only at its very end (ops.init), so the read runs alongside the load,
-    // which spends far longer in the verifier than a map read takes.
-    const exitRead = this.exitPending ? this.readExit() : Promise.resolve();
-    this.exitPending = false;
-    if (now < this.nextAttemptAt) {
-      await exitRead;
-      return Math.min(this.o.pollMs, this.nextAttemptAt - now);
+    // resets the record (ops.init), and with a standby copy it takes tens of ms: read it first.
+    if (this.exitPending) {
+      this.exitPending = false;
+      await this.readExit();
     }
+    if (now < this.nextAttemptAt) return Math.min(this.o.pollMs, this.nextAttemptAt - now);
 
     try {
-      await Promise.all([control.load(), exitRead]);
+      await control.load();
       this.loadedByUs = true;
       this.lastError = null;
       log.info(

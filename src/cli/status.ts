@@ -200,7 +200,8 @@ export function formatStatus(r: StatusReport): string {
     kv(
       "agent",
       `running (pid ${a.pid}, ${a.ready.ready ? "ready" : `not ready: ${a.ready.reasons.join("; ")}`}), state ${a.scheduler.state}` +
-        `, ${a.scheduler.reattaches} re-attach${a.scheduler.reattaches === 1 ? "" : "es"}`,
+        `, ${a.scheduler.reattaches} re-attach${a.scheduler.reattaches === 1 ? "" : "es"}` +
+        `, standby copy ${a.scheduler.standby}`,
     );
     kv(
       "source",

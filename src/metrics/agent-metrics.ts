@@ -47,6 +47,7 @@ export interface AgentMetrics {
   readonly unresolvedRules: Gauge;
   readonly reconcileSeconds: Gauge;
   readonly missEventsReceived: Counter;
+  readonly standbyAttaches: Counter<"result">;
 }
 
 function cgroupLabels(s: SloSample): Record<string, string> {
@@ -229,6 +230,14 @@ export function createAgentMetrics(
     help: "Deadline-miss events the agent read from the ring buffer",
     registers: [registry],
   });
+  const standbyAttaches = new Counter({
+    name: `${p}scheduler_standby_attaches_total`,
+    help: "Attaches of the pre-verified standby copy by result (failed: the agent loaded afresh)",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
+  standbyAttaches.inc({ result: "ok" }, 0);
+  standbyAttaches.inc({ result: "failed" }, 0);
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   return {
     registry,
@@ -238,5 +247,6 @@ export function createAgentMetrics(
     unresolvedRules,
     reconcileSeconds,
     missEventsReceived,
+    standbyAttaches,
   };
 }

@@ -122,8 +122,9 @@ async function runLoader(paths: LoaderPaths, args: string[]): Promise<string> {
   }
 }
 
-export async function loadScheduler(paths: LoaderPaths, opts: LoadOptions = {}): Promise<void> {
-  const args = ["load", "--obj", paths.object];
+/** The loader's load options, as arguments for `load` and `standby`. */
+export function loadArgs(paths: LoaderPaths, opts: LoadOptions = {}): string[] {
+  const args = ["--obj", paths.object];
   if (opts.defaultBudgetMs !== undefined)
     args.push("--default-budget-ms", String(opts.defaultBudgetMs));
   if (opts.defaultImportance !== undefined)
@@ -135,7 +136,11 @@ export async function loadScheduler(paths: LoaderPaths, opts: LoadOptions = {}):
   if (stall) args.push("--test-stall-cgroup", stall);
   // Experimental, off by default: one run of its VM test hung the guest (see README).
   if (process.env.SCX_SLO_ENFORCE_CPU_MAX === "1") args.push("--enforce-cpu-max");
-  await runLoader(paths, args);
+  return args;
+}
+
+export async function loadScheduler(paths: LoaderPaths, opts: LoadOptions = {}): Promise<void> {
+  await runLoader(paths, ["load", ...loadArgs(paths, opts)]);
 }
 
 export async function unloadScheduler(paths: LoaderPaths, purge = false): Promise<void> {

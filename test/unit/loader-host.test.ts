@@ -4,7 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { defaultLoaderPaths } from "../../src/sched/loader.js";
+import { defaultLoaderPaths, LoaderError } from "../../src/sched/loader.js";
+import { StandbyScheduler } from "../../src/sched/standby.js";
 
 const paths = defaultLoaderPaths();
 const hostHasSchedExt = existsSync("/sys/kernel/sched_ext/state");
@@ -35,6 +36,29 @@ test(
     );
   },
 );
+
+test(
+  "a standby copy on a kernel without sched_ext is never ready and says why",
+  { skip: hostHasSchedExt && "this host has sched_ext" },
+  async () => {
+    const standby = new StandbyScheduler(paths);
+    assert.equal(await standby.prepared, false);
+    assert.equal(standby.ready, false);
+    assert.match(standby.error, /^this kernel has no sched_ext/);
+    await assert.rejects(standby.attach(), (err: Error) => {
+      assert.ok(err instanceof LoaderError);
+      assert.match(err.message, /standby not ready: this kernel has no sched_ext/);
+      return true;
+    });
+  },
+);
+
+test("a standby copy without the loader binary is refused at once", () => {
+  assert.throws(
+    () => new StandbyScheduler({ ...paths, binary: "/nonexistent/scx-slo-loader" }),
+    /scx-slo-loader is missing: run `make build`/,
+  );
+});
 
 test("unknown command and bad option values exit with usage or a one-line error", () => {
   assert.equal(spawnSync(paths.binary, ["frobnicate"]).status, 2);

@@ -33,6 +33,9 @@ metric0() { curl -s "$URL/metrics" | awk -v n="$1" '$1 == n { print $2; exit }';
 metric0_is() { [ "$(metric0 "$1")" = "$2" ]; }
 state_metric_is() { curl -s "$URL/metrics" | grep -q "^scx_slo_scheduler_state{state=\"$1\"} 1"; }
 status_json() { curl -s "$URL/status"; }
+# scx-slo-loader processes running the given command (pgrep -f would match this script too).
+loader_procs() { for _p in $(pgrep -x scx-slo-loader); do tr '\0' ' ' < /proc/$_p/cmdline; echo; done | grep -c " $1 "; }
+standby_is() { [ "$(curl -s "$URL/status" | jq -r .scheduler.standby)" = "$1" ]; }
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$1/status; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' /proc/$1/status; }
 in_cgroup() { _cg=$1; shift; sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG$_cg" "$@"; }

@@ -72,7 +72,9 @@ start_agent /tmp/slo.conf
 wait_until 30 ready || fail "agent not ready"
 wait_until 10 metric_is scx_slo_budget_seconds /b1 0.01 || fail "SLO not applied"
 seq0=$(enable_seq)
-sessions_before=$(pgrep -x scx-slo-loader | wc -l)
+wait_until 10 standby_is ready || fail "no standby copy verified"
+sessions_before=$(loader_procs serve)
+standbys_before=$(loader_procs standby)
 kill -9 $AGENT; wait $AGENT 2>/dev/null
 sleep 1
 state_after_kill=$(kstate); ops_after_kill=$(ops)
@@ -89,9 +91,9 @@ status_json > $OUT/status.json
 stop_agent
 state_after_stop=$(kstate); ops_after_stop=$(ops)
 jq -n --arg st "$state_after_kill" --arg ops "$ops_after_kill" --argjson link "$link_after_kill" \
-  --argjson s0 "$sessions_before" --argjson s1 "$sessions_after_kill" --argjson seq0 $seq0 --argjson seq1 $seq1 \
+  --argjson s0 "$sessions_before" --argjson sb0 "$standbys_before" --argjson s1 "$sessions_after_kill" --argjson seq0 $seq0 --argjson seq1 $seq1 \
   --arg st2 "$state_after_stop" --arg ops2 "$ops_after_stop" --slurpfile s $OUT/status.json \
-  '{state_after_kill:$st, ops_after_kill:$ops, link_pinned_after_kill:$link, sessions_before:$s0,
+  '{state_after_kill:$st, ops_after_kill:$ops, link_pinned_after_kill:$link, sessions_before:$s0, standbys_before:$sb0,
     sessions_after_kill:$s1, enable_seq_before:$seq0, enable_seq_after:$seq1, adopted:$s[0].scheduler.adopted,
     state:$s[0].scheduler.state, applied:$s[0].slos.applied, state_after_stop:$st2, ops_after_stop:$ops2}' > $OUT/result.json
 `,
@@ -100,7 +102,12 @@ jq -n --arg st "$state_after_kill" --arg ops "$ops_after_kill" --argjson link "$
   assert.equal(result.ops_after_kill, "scx_slo");
   assert.equal(result.link_pinned_after_kill, true);
   assert.equal(result.sessions_before, 1);
-  assert.equal(result.sessions_after_kill, 0, "the loader session child exits with the agent");
+  assert.equal(result.standbys_before, 1);
+  assert.equal(
+    result.sessions_after_kill,
+    0,
+    "the loader session and the standby copy exit with the agent",
+  );
   assert.equal(result.adopted, true);
   assert.equal(result.state, "attached");
   assert.equal(result.enable_seq_after, result.enable_seq_before, "adopted without a reload");
@@ -121,7 +128,7 @@ echo "/svc 10 50" > /tmp/slo.conf
 start_agent /tmp/slo.conf
 wait_until 30 ready || fail "agent not ready"
 wait_until 10 metric0_is scx_slo_slo_entries 1 || fail "SLO not applied"
-sleep 1
+wait_until 10 standby_is ready || fail "no standby copy verified"
 # Measured from just before the unload to root/ops naming scx_slo under a new enable_seq.
 node -e '
 const fs = require("fs"), cp = require("child_process");
@@ -149,9 +156,11 @@ const iv = setInterval(() => {
 wait_until 5 metric0_is scx_slo_scheduler_reattaches_total 1 || fail "re-attach not counted"
 wait_until 5 metric_is scx_slo_budget_seconds /svc 0.01 || fail "SLO lost"
 wait_until 5 state_metric_is attached || fail "state metric not attached"
+wait_until 10 standby_is ready || fail "no new standby copy after the re-attach"
 status_json > $OUT/status.json
-jq -n --slurpfile r $OUT/reattach.json --slurpfile s $OUT/status.json \
-  '$r[0] + {state: $s[0].scheduler.state, reattaches: $s[0].scheduler.reattaches,
+standby_ok=$(curl -s "$URL/metrics" | awk '$1 == "scx_slo_scheduler_standby_attaches_total{result=\"ok\"}" { print $2 }')
+jq -n --slurpfile r $OUT/reattach.json --slurpfile s $OUT/status.json --argjson sb "$standby_ok" \
+  '$r[0] + {standby_attaches_ok: $sb, state: $s[0].scheduler.state, reattaches: $s[0].scheduler.reattaches,
    detaches: $s[0].scheduler.unplanned_detaches, last_exit: $s[0].scheduler.last_exit, applied: $s[0].slos.applied}' > $OUT/result.json
 stop_agent
 `,
@@ -164,6 +173,7 @@ stop_agent
   assert.equal(result.detaches, 1);
   assert.equal((result.last_exit as { kind_name: string }).kind_name, "unregistered");
   assert.equal(result.applied, 1);
+  assert.equal(result.standby_attaches_ok, 1, "the re-attach used the standby copy");
   console.log(
     `# re-attach: ${reattachMs.toFixed(0)} ms from unload to root/ops = scx_slo again (unload command ${(result.unload_ms as number).toFixed(0)} ms, kernel left enabled after ${(result.detach_ms as number).toFixed(0)} ms)`,
   );

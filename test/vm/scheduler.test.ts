@@ -82,6 +82,21 @@ test("SLOs and counters survive a detach and re-attach", () => {
   });
 });
 
+test("a standby copy attaches in one step, refuses replaced maps, and drops cleanly", () => {
+  const sb = scenario.standby;
+  assert.equal(sb.prepared, true);
+  assert.equal(sb.attachedDuringPrepare, true, "preparing it leaves the running scheduler alone");
+  assert.equal(sb.error, null);
+  assert.equal(sb.state, "enabled");
+  assert.equal(sb.ops, "scx_slo");
+  assert.equal(sb.seqGrew, true);
+  assert.equal(sb.sloKept, true, "it attached over the pinned SLO map");
+  assert.match(sb.staleError, /standby is stale: the maps at .* were replaced/);
+  assert.equal(sb.stateAfterStale, "disabled", "a stale standby attaches nothing");
+  assert.equal(sb.closedLeavesRunning, true);
+  console.log(`# standby attach: ${sb.attachMs} ms (unload to enabled excluded)`);
+});
+
 test("the scheduler keeps running after the loader and its session exit", () => {
   assert.equal(scenario.stateAfterLoaderExit, "enabled");
   assert.equal(scenario.opsAfterLoaderExit, "scx_slo");

@@ -11,6 +11,7 @@ import {
   unloadScheduler,
   type MissEvent,
 } from "../../../src/sched/loader.js";
+import { StandbyScheduler } from "../../../src/sched/standby.js";
 import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
 import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 
@@ -148,6 +149,51 @@ out.keptAcrossReattach = {
   nrAttachGrew: ((await schedulerStatus(paths)).nr_attach ?? 0) > (keptBefore ?? 0),
 };
 await reSession.close();
+
+// A standby copy: verified while scx_slo runs, attached in one step after it goes, refused once
+// the pinned maps it shares have been replaced, and dropped unattached on end of input.
+async function waitDisabled(): Promise<void> {
+  const t = Date.now();
+  while (sysfs("state") !== "disabled" && Date.now() - t < 5000) await sleep(10);
+}
+const seqBeforeStandby = Number(sysfs("enable_seq"));
+let standby = new StandbyScheduler(paths);
+const standbyPrepared = await standby.prepared;
+const seqWhilePrepared = Number(sysfs("enable_seq"));
+await unloadScheduler(paths);
+await waitDisabled();
+const t1 = Date.now();
+const standbyError = await errorOf(standby.attach());
+const standbyOut: Record<string, unknown> = {
+  prepared: standbyPrepared,
+  attachedDuringPrepare: seqWhilePrepared === seqBeforeStandby,
+  error: standbyError,
+  attachMs: Date.now() - t1,
+  state: sysfs("state"),
+  ops: sysfs("root/ops"),
+  seqGrew: Number(sysfs("enable_seq")) > seqBeforeStandby,
+};
+out.standby = standbyOut;
+const afterStandby = new LoaderSession(paths);
+standbyOut.sloKept = (await afterStandby.list()).some((e) => e.cgroupId === sloId);
+await afterStandby.close();
+standby = new StandbyScheduler(paths);
+await standby.prepared;
+await unloadScheduler(paths, true);
+await waitDisabled();
+await loadScheduler(paths);
+await unloadScheduler(paths);
+await waitDisabled();
+standbyOut.staleError = await errorOf(standby.attach());
+standbyOut.stateAfterStale = sysfs("state");
+await loadScheduler(paths);
+standby = new StandbyScheduler(paths);
+await standby.prepared;
+const seqBeforeClose = Number(sysfs("enable_seq"));
+standby.close();
+await sleep(300);
+standbyOut.closedLeavesRunning =
+  sysfs("state") === "enabled" && Number(sysfs("enable_seq")) === seqBeforeClose;
 
 // Not root: one clear line.
 const asNobody = spawnSync(
