@@ -3,7 +3,14 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { findKernel, newRunDir, PROJECT_ROOT, runInVm, type VmResult } from "../vm/harness.js";
+import {
+  DEFAULT_CPU_MODEL,
+  findKernel,
+  newRunDir,
+  PROJECT_ROOT,
+  runInVm,
+  type VmResult,
+} from "../vm/harness.js";
 import type { HostPriority } from "../vm/host-priority.js";
 import { renderChart } from "./chart.js";
 import { renderReport } from "./report.js";
@@ -77,7 +84,7 @@ export function describeMachine(hostPriority: HostPriority = "timers-first"): st
   } catch {
     // reported by runInVm itself
   }
-  return `host ${cpu} (${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB); guest QEMU TCG, ${VM_CPUS} vCPUs, ${VM_MEMORY_MIB} MiB, kernel ${kernel}, host priority ${hostPriority}`;
+  return `host ${cpu} (${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB); guest QEMU TCG -cpu ${DEFAULT_CPU_MODEL}, ${VM_CPUS} vCPUs, ${VM_MEMORY_MIB} MiB, kernel ${kernel}, host priority ${hostPriority}`;
 }
 
 /** What the guest will run from the host's root: a clear message beats a failure mid-ladder. */

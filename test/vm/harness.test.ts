@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { newRunDir, runInVm, VmTimeoutError } from "../../vm/harness.js";
 
-test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, and files come back to the host", async () => {
+test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, 4-level paging, and files come back to the host", async () => {
   const script = [
     "set -e",
     "uname -r > $SCXVM_OUT/uname",
@@ -20,6 +20,7 @@ test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, and files come back 
     "cat /proc/pressure/cpu > $SCXVM_OUT/psi",
     "grep ' /dev/shm tmpfs ' /proc/mounts > $SCXVM_OUT/shm",
     "nproc > $SCXVM_OUT/nproc",
+    "grep -m1 '^flags' /proc/cpuinfo > $SCXVM_OUT/cpuflags",
     "echo written-in-guest > $SCXVM_OUT/hello",
   ].join("\n");
   const r = await runInVm({ command: script, cpus: 2, memoryMiB: 1024, timeoutMs: 90_000 });
@@ -36,6 +37,9 @@ test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, and files come back 
   assert.match(read("psi"), /^some avg10=/);
   assert.match(read("shm"), /tmpfs/);
   assert.equal(read("nproc"), "2");
+  const flags = read("cpuflags").split(/\s+/);
+  assert.ok(flags.includes("x2apic"), "the emulated CPU is QEMU's max model");
+  assert.ok(!flags.includes("la57"), "5-level paging is off (vm/harness.ts DEFAULT_CPU_MODEL)");
   assert.equal(read("hello"), "written-in-guest");
   assert.ok(r.guestBootMs > 0 && r.bootToCommandMs > 0);
   console.log(
