@@ -455,6 +455,17 @@ static bool place_now(struct task_struct *p, struct task_ctx *tctx, u64 enq_flag
 	s32 cpu;
 
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0 && cpu == scx_bpf_task_cpu(p)) {
+		/*
+		 * Idle, and the very CPU whose run-queue is taking the task (a task pinned to one CPU,
+		 * woken by that CPU's own timer): the kernel reschedules an idle CPU that gets a task in
+		 * its local queue, so a kick would only add a self-interrupt.
+		 */
+		insert_local(p, task_slice(tctx), enq_flags);
+		if (cnt)
+			cnt->direct_idle++;
+		return true;
+	}
 	if (cpu >= 0) {
 		insert_local_on(p, cpu, task_slice(tctx), enq_flags);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
