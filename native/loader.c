@@ -14,6 +14,7 @@
  * this process, or the agent that started it, dies. Maps are reused across loads, so SLOs and
  * cumulative stats survive a re-attach. Every error is one line on stderr, exit status 1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <getopt.h>
@@ -167,9 +168,53 @@ static void drop_optional_ops(struct bpf_object *obj, unsigned int which)
 	}
 }
 
-/* Opens the object and sets it up for loading: tunables, callbacks to drop, map pins. */
+/* The pinned maps a standby took over, by id, so that attach can tell whether they are current. */
+#define MAX_SHARED_MAPS 32
+struct shared_maps {
+	int n;
+	char path[MAX_SHARED_MAPS][PATH_MAX];
+	__u32 id[MAX_SHARED_MAPS];
+};
+
+static __u32 map_id_of_fd(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_map_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+/*
+ * Standby only: use the pinned map itself instead of a pin path, which libbpf would fill with a
+ * new map (and pin it) if the pin had gone since, undoing an `unload --purge`.
+ */
+static int share_pinned_map(struct bpf_map *map, const char *path, struct shared_maps *shared)
+{
+	int fd = bpf_obj_get(path), err;
+
+	if (fd < 0)
+		return fail("no scx_slo map pinned at %s: a standby reuses the pinned maps, load once first",
+			    path);
+	if (shared->n == MAX_SHARED_MAPS) {
+		close(fd);
+		return fail("more pinned maps than a standby tracks (%d)", MAX_SHARED_MAPS);
+	}
+	err = bpf_map__reuse_fd(map, fd);
+	if (!err) {
+		snprintf(shared->path[shared->n], PATH_MAX, "%s", path);
+		shared->id[shared->n++] = map_id_of_fd(fd);
+	}
+	close(fd);
+	return err ? fail("reusing the pinned map %s failed: %s", path, strerror(-err)) : 0;
+}
+
+/*
+ * Opens the object and sets it up for loading: tunables, callbacks to drop, map pins. With
+ * `shared` (standby) the pinned maps must all exist and are taken over, never created or pinned.
+ */
 static struct bpf_object *open_object(const char *pin_dir, const struct load_opts *o,
-				      unsigned int drop, struct bpf_map **ops_map)
+				      unsigned int drop, struct bpf_map **ops_map,
+				      struct shared_maps *shared)
 {
 	char path[PATH_MAX];
 	struct bpf_object *obj;
@@ -219,25 +264,31 @@ static struct bpf_object *open_object(const char *pin_dir, const struct load_opt
 		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-		bpf_map__set_pin_path(map, path);
+		if (!shared) {
+			bpf_map__set_pin_path(map, path);
+		} else if (share_pinned_map(map, path, shared)) {
+			bpf_object__close(obj);
+			return NULL;
+		}
 	}
 	return obj;
 }
 
 /* Opens, sets up and loads (verifies) the object; retries without callbacks the kernel lacks. */
 static struct bpf_object *prepare_object(const char *pin_dir, const struct load_opts *o,
-					 struct bpf_map **ops_map)
+					 struct bpf_map **ops_map, struct shared_maps *shared)
 {
 	struct bpf_object *obj;
 	int err;
 
-	if (ensure_dir(pin_dir)) {
+	/* A standby only takes over existing pins (open_object), so it creates nothing. */
+	if (!shared && ensure_dir(pin_dir)) {
 		fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
 		     strerror(errno));
 		return NULL;
 	}
 	libbpf_set_print(libbpf_print);
-	obj = open_object(pin_dir, o, 0, ops_map);
+	obj = open_object(pin_dir, o, 0, ops_map, shared);
 	if (!obj)
 		return NULL;
 	err = bpf_object__load(obj);
@@ -248,7 +299,9 @@ static struct bpf_object *prepare_object(const char *pin_dir, const struct load_
 		if (missing) {
 			bpf_object__close(obj);
 			verifier_log_len = 0;
-			obj = open_object(pin_dir, o, missing, ops_map);
+			if (shared)
+				shared->n = 0;
+			obj = open_object(pin_dir, o, missing, ops_map, shared);
 			if (!obj)
 				return NULL;
 			err = bpf_object__load(obj);
@@ -325,35 +378,27 @@ static int cmd_load(const char *pin_dir, const struct load_opts *o)
 
 	if (check_sched_ext_kernel() || check_nothing_attached(pin_dir))
 		return 1;
-	obj = prepare_object(pin_dir, o, &ops_map);
+	obj = prepare_object(pin_dir, o, &ops_map, NULL);
 	if (!obj)
 		return 1;
 	return attach_and_pin(pin_dir, obj, ops_map, o);
 }
 
 /*
- * A map the object shares through a pin must still be the pinned one: an `unload --purge` and a
- * fresh load since the standby was made leave it holding maps nobody else reads.
+ * The maps a standby took over must still be the pinned ones: an `unload --purge` and a fresh
+ * load since it was made leave it holding maps nobody else reads.
  */
-static int pinned_maps_current(struct bpf_object *obj)
+static int shared_maps_current(const struct shared_maps *shared)
 {
-	struct bpf_map *map;
+	int i;
 
-	bpf_object__for_each_map(map, obj) {
-		struct bpf_map_info a = {}, b = {};
-		__u32 la = sizeof(a), lb = sizeof(b);
-		const char *pin = bpf_map__pin_path(map);
-		int fd, same;
+	for (i = 0; i < shared->n; i++) {
+		int fd = bpf_obj_get(shared->path[i]);
+		__u32 id = fd < 0 ? 0 : map_id_of_fd(fd);
 
-		if (!pin || !bpf_map__is_pinned(map))
-			continue;
-		fd = bpf_obj_get(pin);
-		if (fd < 0)
-			return 0;
-		same = !bpf_map_get_info_by_fd(fd, &b, &lb) &&
-		       !bpf_map_get_info_by_fd(bpf_map__fd(map), &a, &la) && a.id == b.id;
-		close(fd);
-		if (!same)
+		if (fd >= 0)
+			close(fd);
+		if (!id || id != shared->id[i])
 			return 0;
 	}
 	return 1;
@@ -367,16 +412,14 @@ static int pinned_maps_current(struct bpf_object *obj)
  */
 static int cmd_standby(const char *pin_dir, const struct load_opts *o)
 {
+	static struct shared_maps shared;
 	struct bpf_map *ops_map = NULL;
 	struct bpf_object *obj;
 	char line[64];
 
 	if (check_sched_ext_kernel())
 		return 1;
-	if (!pin_exists(pin_dir, "slo_map"))
-		return fail("no scx_slo maps pinned at %s: a standby reuses them, load once first",
-			    pin_dir);
-	obj = prepare_object(pin_dir, o, &ops_map);
+	obj = prepare_object(pin_dir, o, &ops_map, &shared);
 	if (!obj)
 		return 1;
 	printf("{\"ready\":true}\n");
@@ -385,7 +428,7 @@ static int cmd_standby(const char *pin_dir, const struct load_opts *o)
 		bpf_object__close(obj);
 		return 0;
 	}
-	if (!pinned_maps_current(obj)) {
+	if (!shared_maps_current(&shared)) {
 		bpf_object__close(obj);
 		return fail("standby is stale: the maps at %s were replaced since it was loaded",
 			    pin_dir);
@@ -399,17 +442,21 @@ static int cmd_standby(const char *pin_dir, const struct load_opts *o)
 
 static int cmd_unload(const char *pin_dir, int purge)
 {
-	static const char *maps[] = { "slo_map", "stats_map", "control_map", "counters_map",
-				      "exit_map", "miss_events", "cpu_ctx_map", "task_ctx_stor" };
 	int had_link = pin_exists(pin_dir, "link");
-	size_t i;
 
 	if (geteuid() != 0)
 		return fail("not root: unloading a BPF scheduler needs root");
 	unlink_pin(pin_dir, "link");
 	if (purge) {
-		for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
-			unlink_pin(pin_dir, maps[i]);
+		/* Every pin, whichever maps this build of the object has. */
+		DIR *dir = opendir(pin_dir);
+		struct dirent *e;
+
+		while (dir && (e = readdir(dir)))
+			if (e->d_name[0] != '.')
+				unlink_pin(pin_dir, e->d_name);
+		if (dir)
+			closedir(dir);
 		rmdir(pin_dir);
 	}
 	printf("{\"ok\":true,\"unloaded\":%s,\"purged\":%s}\n", had_link ? "true" : "false",

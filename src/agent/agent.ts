@@ -36,6 +36,7 @@ import {
 } from "../sched/loader.js";
 import { readScxSysfs, SCX_SYSFS } from "../sched/scx-sysfs.js";
 import { StandbyScheduler } from "../sched/standby.js";
+import { withTimeout } from "../util/process.js";
 import type { ResolvedSlo } from "../slo/model.js";
 import { errorMessage, OnceLog, type Logger } from "../util/log.js";
 import { packageVersion } from "../util/version.js";
@@ -72,6 +73,9 @@ interface LastReconcile extends ReconcileResult {
   /** Resolving the rules against the cgroup tree (part of durationMs). */
   readonly resolveMs: number;
 }
+
+/** How long a re-attach waits for a standby copy still in the verifier (~0.9 s under emulation). */
+const STANDBY_WAIT_MS = 2000;
 
 export class Agent {
   private readonly log: Logger;
@@ -131,7 +135,7 @@ export class Agent {
       persistSafeMode: (reason) => writeSafeModeFlag(options.safeModeFile, reason),
     });
     this.supervisor.on("state", (st: { state: string }) => {
-      if (st.state === "safe_mode") this.dropStandby();
+      if (st.state === "safe_mode") void this.dropStandby();
     });
     this.supervisor.on("attached", () => {
       this.prepareStandby();
@@ -159,7 +163,7 @@ export class Agent {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.pinWatcher?.close();
     await this.supervisor.stop();
-    this.dropStandby();
+    await this.dropStandby();
     process.off("SIGHUP", this.onSighupK8s);
     await this.source?.stop();
     await this.rescanning;
@@ -249,10 +253,14 @@ export class Agent {
     return budget !== undefined ? { defaultBudgetMs: budget } : {};
   }
 
-  /** Attaches the standby copy when one is ready, else loads the object afresh. */
+  /**
+   * Attaches the standby copy when there is one (waiting a little for one still in the verifier,
+   * rather than running a second verifier beside it), else loads the object afresh.
+   */
   private async attachScheduler(): Promise<void> {
     const standby = this.standby;
     this.standby = null;
+    if (standby && !standby.ready) await withTimeout(standby.prepared, STANDBY_WAIT_MS);
     if (standby?.ready) {
       try {
         await standby.attach();
@@ -263,13 +271,13 @@ export class Agent {
         this.log.warn(`attaching the standby copy failed (${errorMessage(err)}); loading afresh`);
       }
     }
-    standby?.close();
+    await standby?.close();
     await loadScheduler(this.options.loaderPaths, this.loadOptions());
   }
 
   /** Verifies the next copy in the background; a failure only means the slow path next time. */
   private prepareStandby(): void {
-    this.dropStandby();
+    void this.dropStandby();
     if (this.stopping) return;
     let standby: StandbyScheduler;
     try {
@@ -286,9 +294,10 @@ export class Agent {
     });
   }
 
-  private dropStandby(): void {
-    this.standby?.close();
+  private dropStandby(): Promise<void> {
+    const standby = this.standby;
     this.standby = null;
+    return standby?.close() ?? Promise.resolve();
   }
 
   private closeSession(): void {

@@ -5,7 +5,10 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { withTimeout } from "../util/process.js";
 import { LoaderError, loadArgs, type LoaderPaths, type LoadOptions } from "./loader.js";
+
+const ERROR_PREFIX = "scx-slo-loader: error: ";
 
 export class StandbyScheduler {
   private readonly child: ChildProcessWithoutNullStreams;
@@ -52,28 +55,48 @@ export class StandbyScheduler {
     return this.isReady && !this.exited;
   }
 
-  /** Why the standby could not be made or used: the loader's one-line error. */
+  /** Why the standby could not be made or used: the loader's error line (notices come first). */
   get error(): string {
-    const line = this.stderr.trim().split("\n")[0] ?? "";
-    return line.replace(/^scx-slo-loader: error: /, "") || "the standby loader exited";
+    const lines = this.stderr.trim().split("\n");
+    const line = lines.find((l) => l.startsWith(ERROR_PREFIX)) ?? lines[0] ?? "";
+    return line.replace(ERROR_PREFIX, "") || "the standby loader exited";
   }
 
-  /** Attaches the verified copy; rejects with the loader's error (the caller loads afresh). */
-  async attach(): Promise<void> {
+  /**
+   * Attaches the verified copy; rejects with the loader's error (the caller loads afresh), or
+   * after timeoutMs if the kernel's enable never returns (the child is killed then).
+   */
+  async attach(timeoutMs = 5000): Promise<void> {
     if (!this.ready) throw new LoaderError(`standby not ready: ${this.error}`);
     this.isReady = false;
     this.child.stdin.end("attach\n");
-    const reply = await this.nextLine();
+    const reply = await withTimeout(this.nextLine(), timeoutMs);
+    if (reply === undefined) {
+      this.child.kill("SIGKILL");
+      throw new LoaderError(`the standby attach did not answer within ${timeoutMs} ms`);
+    }
     if (!replyField(reply, "ok")) {
-      await new Promise<void>((r) => (this.exited ? r() : this.child.once("close", () => r())));
+      await this.exit();
       throw new LoaderError(this.error);
     }
   }
 
-  /** Drops the copy unattached (end of input makes the child exit). */
-  close(): void {
+  /**
+   * Drops the copy unattached: a verified one exits on end of input, one still in the verifier is
+   * killed (a standby creates and pins nothing, so that is safe). Resolves once it has exited.
+   */
+  close(): Promise<void> {
+    const verifying = !this.isReady;
     this.isReady = false;
-    if (!this.exited) this.child.stdin.end();
+    if (!this.exited) {
+      if (verifying) this.child.kill("SIGKILL");
+      else this.child.stdin.end();
+    }
+    return this.exit();
+  }
+
+  private exit(): Promise<void> {
+    return new Promise((r) => (this.exited ? r() : this.child.once("close", () => r())));
   }
 
   private notify(): void {

@@ -94,6 +94,14 @@ test("a standby copy attaches in one step, refuses replaced maps, and drops clea
   assert.match(sb.staleError, /standby is stale: the maps at .* were replaced/);
   assert.equal(sb.stateAfterStale, "disabled", "a stale standby attaches nothing");
   assert.equal(sb.closedLeavesRunning, true);
+  assert.equal(scenario.pinDirAfterPurge, false, "unload --purge drops every pin and the folder");
+  const orphan = scenario.standbyWithoutPins;
+  assert.equal(orphan.prepared, false);
+  assert.match(
+    orphan.error,
+    /^no scx_slo map pinned at \/sys\/fs\/bpf\/scx_slo\/\w+: .*load once first$/,
+  );
+  assert.equal(orphan.pinDirAfter, false, "a standby creates and pins nothing");
   console.log(`# standby attach: ${sb.attachMs} ms (unload to enabled excluded)`);
 });
 

@@ -1,6 +1,7 @@
 // Runs inside the sched_ext VM (driven by test/vm/scheduler.test.ts): loads scx_slo, exercises it
 // with real processes in real cgroups, and writes what it observed to $SCXVM_OUT/scenario.json.
 import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createCgroup, readCpuStat, removeCgroup } from "../../../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
@@ -214,5 +215,13 @@ out.survivorAlive = survivor.exitCode === null && survivor.signalCode === null;
 out.exitAfterUnload = (await schedulerStatus(paths)).exit ?? null;
 survivor.kill();
 await unloadScheduler(paths, true);
+out.pinDirAfterPurge = existsSync(paths.pinDir);
+// A standby with nothing pinned refuses, and pins nothing (it never re-creates purged maps).
+const orphan = new StandbyScheduler(paths);
+out.standbyWithoutPins = {
+  prepared: await orphan.prepared,
+  error: orphan.error,
+  pinDirAfter: existsSync(paths.pinDir),
+};
 save();
 console.log("scenario complete");
