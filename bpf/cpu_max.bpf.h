@@ -50,7 +50,7 @@ bool scx_bpf_dispatch_vtime_from_dsq(struct bpf_iter_scx_dsq *it__iter, struct t
 struct cg_bw {
 	u64 period_ns;
 	u64 quota_ns;
-	u64 period_end;  /* end of the current period, now_ns() clock; 0 until first charged */
+	u64 period_end;  /* end of the current period, bw_now() clock; 0 until first charged */
 	u64 used_ns;     /* CPU used by the cgroup's tasks in the current period */
 };
 
@@ -75,6 +75,16 @@ struct {
 /* The earliest period end a held task waits for; U64_MAX when none is held. Racy by design:
  * a stale value only makes one dispatch look at THROTTLE_DSQ early or the timer fire late. */
 u64 next_unthrottle_at = (u64)-1;
+
+/*
+ * Periods and release times run on CLOCK_MONOTONIC, the release timer's own clock, not on the
+ * run-queue clock the rest of scx_slo uses: a release due by one clock may not yet be due by the
+ * other when the timer fires, and nothing would look again until the next dispatch.
+ */
+static __always_inline u64 bw_now(void)
+{
+	return bpf_ktime_get_ns();
+}
 
 /* Set by the loader (--enforce-cpu-max): experimental, off by default (see README). */
 const volatile bool enforce_cpu_max;
@@ -130,13 +140,13 @@ static void bw_roll(struct cg_bw *bw, u64 now)
 }
 
 /* ops.stopping: charge the CPU the task just used to its cgroup's period. */
-static void bw_charge(const struct task_ctx *tctx, u64 ran_ns, u64 now)
+static void bw_charge(const struct task_ctx *tctx, u64 ran_ns)
 {
 	struct cg_bw *bw = task_bw(tctx);
 
 	if (!bw)
 		return;
-	bw_roll(bw, now);
+	bw_roll(bw, bw_now());
 	__sync_fetch_and_add(&bw->used_ns, ran_ns);
 }
 
@@ -147,28 +157,39 @@ static bool bw_exhausted(const struct task_ctx *tctx)
 
 	if (!bw)
 		return false;
-	bw_roll(bw, now_ns());
+	bw_roll(bw, bw_now());
 	return bw->used_ns >= bw->quota_ns;
 }
 
 /* ops.running: no longer a slice than the quota left in this period. */
-static void bw_limit_slice(struct task_struct *p, const struct task_ctx *tctx, u64 now)
+static void bw_limit_slice(struct task_struct *p, const struct task_ctx *tctx)
 {
 	struct cg_bw *bw = task_bw(tctx);
 	u64 left;
 
 	if (!bw)
 		return;
-	bw_roll(bw, now);
+	bw_roll(bw, bw_now());
 	left = bw->used_ns < bw->quota_ns ? bw->quota_ns - bw->used_ns : OVERDRAWN_SLICE_NS;
 	if (left < p->scx.slice)
 		p->scx.slice = left;
 }
 
+/* Re-checks held tasks this often while any are held, whatever happened to the timer's target. */
+#define UNTHROTTLE_RECHECK_NS (1000 * NSEC_PER_USEC)
+
 static int unthrottle_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
+	u64 at = next_unthrottle_at, now = bw_now();
+
 	/* Rescheduling this CPU runs ops.dispatch, which releases the tasks that are due. */
 	scx_bpf_kick_cpu(bpf_get_smp_processor_id(), 0);
+	/*
+	 * Come back while tasks are held: that dispatch may run on a CPU busy with other work, or
+	 * release nothing; a release that finds a later period end re-arms the timer earlier.
+	 */
+	if (at != (u64)-1)
+		bpf_timer_start(timer, (at > now ? at - now : 0) + UNTHROTTLE_RECHECK_NS, 0);
 	return 0;
 }
 
@@ -194,7 +215,7 @@ static bool bw_hold(struct task_struct *p, const struct task_ctx *tctx, u64 enq_
 
 	if (!bw)
 		return false;
-	now = now_ns();
+	now = bw_now();
 	bw_roll(bw, now);
 	if (bw->used_ns < bw->quota_ns)
 		return false;
@@ -224,7 +245,8 @@ static __always_inline void move_vtime_from(struct bpf_iter_scx_dsq *it, struct 
 static void bw_release_due(void)
 {
 	struct task_struct *p;
-	u64 now = now_ns(), next = (u64)-1;
+	u64 now = bw_now(), next = (u64)-1;
+	s32 cpu;
 
 	if (now < next_unthrottle_at)
 		return;
@@ -238,9 +260,14 @@ static void bw_release_due(void)
 		}
 		tctx = lookup_task_ctx(p);
 		move_vtime_from(BPF_FOR_EACH_ITER, p,
-				tctx ? policy_deadline(tctx->deadline, now, tctx->budget_ns, lag_cap_ns)
-				     : now + default_budget_ns,
+				tctx ? policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns,
+						       lag_cap_ns)
+				     : now_ns() + default_budget_ns,
 				SHARED_DSQ);
+		/* It may not be allowed on this CPU: wake one it may use. */
+		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+		if (cpu >= 0)
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 	}
 	next_unthrottle_at = (u64)-1;
 	if (next != (u64)-1)

@@ -590,7 +590,7 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->running_at = now;
-	bw_limit_slice(p, tctx, now);
+	bw_limit_slice(p, tctx);
 	if (cctx)
 		cctx->running_dl = tctx->deadline ? tctx->deadline : 1;
 	if (tctx->runnable_at) {
@@ -612,7 +612,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		return;
 	if (tctx->running_at) {
 		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance);
-		bw_charge(tctx, now - tctx->running_at, now);
+		bw_charge(tctx, now - tctx->running_at);
 	}
 	tctx->running_at = 0;
 	/* Preempted or out of slice but still runnable: a new wait starts now. */

@@ -134,7 +134,7 @@ export function loadArgs(paths: LoaderPaths, opts: LoadOptions = {}): string[] {
   // dispatches, so the VM tests can make the kernel's watchdog eject it under a running agent.
   const stall = process.env.SCX_SLO_TEST_STALL_CGROUP;
   if (stall) args.push("--test-stall-cgroup", stall);
-  // Experimental, off by default: one run of its VM test hung the guest (see README).
+  // Experimental, off by default (README, CPU limits).
   if (process.env.SCX_SLO_ENFORCE_CPU_MAX === "1") args.push("--enforce-cpu-max");
   return args;
 }

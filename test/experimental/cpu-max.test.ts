@@ -1,5 +1,5 @@
 // Experimental, not in `make test` (run: `make test-experimental`): enforcement is off unless the
-// loader gets --enforce-cpu-max, and one CI run of this scenario hung the guest (README).
+// loader gets --enforce-cpu-max, and it has had no full benchmark or soak yet (README).
 // cpu.max under scx_slo, in the sched_ext VM: with a sched_ext scheduler attached the kernel no
 // longer enforces CPU limits itself (Kubernetes sets them for every container with a CPU limit), so
 // scx_slo does (bpf/cpu_max.bpf.h). Compared with the kernel's own enforcement in the same boot.

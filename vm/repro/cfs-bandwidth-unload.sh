@@ -1,0 +1,35 @@
+#!/bin/sh
+# Reproduces a Linux 7.3 kernel crash that is not scx_slo's (docs/kernel-issues.md): a cgroup
+# whose tasks were throttled by cpu.max under the fair class, cpu.max changed while a sched_ext
+# scheduler is attached, tasks of that cgroup still running when the scheduler is unloaded ->
+# WARNING in throttle_cfs_rq_work / dequeue_task_fair, then a divide error in the fair class.
+# scx_slo is loaded without --enforce-cpu-max: its own cpu.max code plays no part.
+# Run it in the VM (crashes the guest in most runs within 1-2 cycles):
+#   make vm CMD='sh vm/repro/cfs-bandwidth-unload.sh' (add loglevel=7 to see the warnings)
+set -u
+L="$(pwd)/build/scx-slo-loader"
+CG=/sys/fs/cgroup
+echo "+cpu" > $CG/cgroup.subtree_control
+mkdir -p $CG/lim
+cd /tmp
+spin() { sh -c 'echo $$ > /sys/fs/cgroup/lim/cgroup.procs; exec sh -c "while :; do :; done"' & }
+echo "20000 100000" > $CG/lim/cpu.max
+spin
+spin
+sleep 2 # throttled by the fair class
+for i in 1 2 3 4 5; do
+	$L load > /dev/null
+	sleep 2
+	echo "10000 100000" > $CG/lim/cpu.max
+	sleep 2
+	echo "20000 100000" > $CG/lim/cpu.max
+	stress-ng -q --cpu 4 --timeout 3 &
+	sleep 3
+	echo "max 100000" > $CG/lim/cpu.max
+	sleep 2
+	$L unload > /dev/null
+	sleep 1
+	echo "cycle $i: $(dmesg | grep -c 'WARNING') kernel warnings"
+	echo "20000 100000" > $CG/lim/cpu.max
+	sleep 1
+done
