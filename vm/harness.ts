@@ -180,7 +180,16 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
   ].join(" ");
   const args = [
     ...NAMED_THREADS_ARGS,
-    ...["-accel", "tcg,thread=multi", "-cpu", opts.cpuModel ?? DEFAULT_CPU_MODEL, "-smp", String(cpus), "-m", String(memoryMiB)],
+    ...[
+      "-accel",
+      "tcg,thread=multi",
+      "-cpu",
+      opts.cpuModel ?? DEFAULT_CPU_MODEL,
+      "-smp",
+      String(cpus),
+      "-m",
+      String(memoryMiB),
+    ],
     ...["-kernel", kernel.vmlinuz, "-initrd", kernel.initramfs, "-append", append],
     ...["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on"],
     ...["-virtfs", `local,path=${outDir},mount_tag=results,security_model=none`],
