@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm test-experimental soak demo bench bench-full vm clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm clean
 
 all: build
 
@@ -51,17 +51,13 @@ lint: deps
 
 ## test: everything, the VM tests against the real sched_ext kernel included
 test: build lint
-	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test -name "*.test.js" -not -path "*/experimental/*" | sort)
+	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test -name "*.test.js" | sort)
 
 test-unit: build
 	node --test --test-reporter=spec $$(find dist/test/unit -name "*.test.js" | sort)
 
 test-vm: build
 	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test/vm -name "*.test.js" | sort)
-
-## test-experimental: VM tests of experimental features (not in `make test`): cpu.max enforcement
-test-experimental: build
-	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test/experimental -name "*.test.js" | sort)
 
 ## soak: the 2-minute watchdog soak in the VM; raw output to bench/results/<date>-soak/
 soak: build

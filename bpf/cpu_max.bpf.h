@@ -86,7 +86,7 @@ static __always_inline u64 bw_now(void)
 	return bpf_ktime_get_ns();
 }
 
-/* Set by the loader (--enforce-cpu-max): experimental, off by default (see README). */
+/* Set by the loader: on unless it is given --no-enforce-cpu-max. */
 const volatile bool enforce_cpu_max;
 
 static void bw_set(struct cgroup *cgrp, u64 period_us, u64 quota_us)

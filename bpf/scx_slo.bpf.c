@@ -24,7 +24,7 @@
  * on their own CPU at once.
  *
  * CPU limits (cpu.max): with a sched_ext scheduler attached the kernel hands them to the scheduler
- * instead of enforcing them. When the loader asks for it (experimental), a cgroup that has used
+ * instead of enforcing them. Unless the loader is told not to, a cgroup that has used
  * its quota for the period is held back until the next one (cpu_max.bpf.h), so an SLO buys a
  * cgroup latency, never CPU beyond its limit.
  *

@@ -91,7 +91,7 @@ struct load_opts {
 	__u32 default_importance;
 	__u64 max_slice_ns;
 	__u64 test_stall_cgid;  /* test builds only: a cgroup whose tasks are never dispatched */
-	bool enforce_cpu_max;   /* experimental: scx_slo enforces cpu.max itself */
+	bool enforce_cpu_max;   /* scx_slo enforces cpu.max itself (default) */
 };
 
 /* Byte offset of a member of a struct in a BTF, or -1. */
@@ -493,7 +493,8 @@ static void usage(void)
 		"  --max-slice-us N         longest time slice (load; default 5000)\n"
 		"  --purge                  unload: also remove the pinned maps\n"
 		"  --test-stall-cgroup ID   load, test build only: never dispatch that cgroup\n"
-		"  --enforce-cpu-max        load: enforce cpu.max in scx_slo (experimental)\n"
+		"  --no-enforce-cpu-max     load: leave cpu.max unenforced (the kernel does not enforce it\n"
+		"                           while a sched_ext scheduler is attached)\n"
 		"  -v                       verbose libbpf output\n",
 		DEFAULT_PIN_DIR);
 }
@@ -509,6 +510,7 @@ int main(int argc, char **argv)
 		{ "purge", no_argument, NULL, 'P' },
 		{ "test-stall-cgroup", required_argument, NULL, 'T' },
 		{ "enforce-cpu-max", no_argument, NULL, 'C' },
+		{ "no-enforce-cpu-max", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char default_obj[PATH_MAX];
@@ -517,6 +519,7 @@ int main(int argc, char **argv)
 		.default_budget_ns = 100ULL * 1000000,
 		.default_importance = 50,
 		.max_slice_ns = 5000ULL * 1000,
+		.enforce_cpu_max = true,
 	};
 	const char *pin_dir = DEFAULT_PIN_DIR, *cmd;
 	int purge = 0, c;
@@ -555,6 +558,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			lo.enforce_cpu_max = true;
+			break;
+		case 'N':
+			lo.enforce_cpu_max = false;
 			break;
 		case 'v': verbose = 1; break;
 		default: usage(); return 2;

@@ -134,8 +134,8 @@ export function loadArgs(paths: LoaderPaths, opts: LoadOptions = {}): string[] {
   // dispatches, so the VM tests can make the kernel's watchdog eject it under a running agent.
   const stall = process.env.SCX_SLO_TEST_STALL_CGROUP;
   if (stall) args.push("--test-stall-cgroup", stall);
-  // Experimental, off by default (README, CPU limits).
-  if (process.env.SCX_SLO_ENFORCE_CPU_MAX === "1") args.push("--enforce-cpu-max");
+  // cpu.max is enforced by scx_slo unless turned off: the kernel does not while it is attached.
+  if (process.env.SCX_SLO_ENFORCE_CPU_MAX === "0") args.push("--no-enforce-cpu-max");
   return args;
 }
 

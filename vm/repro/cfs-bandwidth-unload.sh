@@ -3,7 +3,7 @@
 # whose tasks were throttled by cpu.max under the fair class, cpu.max changed while a sched_ext
 # scheduler is attached, tasks of that cgroup still running when the scheduler is unloaded ->
 # WARNING in throttle_cfs_rq_work / dequeue_task_fair, then a divide error in the fair class.
-# scx_slo is loaded without --enforce-cpu-max: its own cpu.max code plays no part.
+# scx_slo is loaded with --no-enforce-cpu-max: its own cpu.max code plays no part.
 # Run it in the VM (crashes the guest in most runs within 1-2 cycles):
 #   make vm CMD='sh vm/repro/cfs-bandwidth-unload.sh' (add loglevel=7 to see the warnings)
 set -u
@@ -18,7 +18,7 @@ spin
 spin
 sleep 2 # throttled by the fair class
 for i in 1 2 3 4 5; do
-	$L load > /dev/null
+	$L load --no-enforce-cpu-max > /dev/null
 	sleep 2
 	echo "10000 100000" > $CG/lim/cpu.max
 	sleep 2

@@ -1,5 +1,3 @@
-// Experimental, not in `make test` (run: `make test-experimental`): enforcement is off unless the
-// loader gets --enforce-cpu-max, and it has had no full benchmark or soak yet (README).
 // cpu.max under scx_slo, in the sched_ext VM: with a sched_ext scheduler attached the kernel no
 // longer enforces CPU limits itself (Kubernetes sets them for every container with a CPU limit), so
 // scx_slo does (bpf/cpu_max.bpf.h). Compared with the kernel's own enforcement in the same boot.
@@ -16,8 +14,7 @@ const w = () => Number(s.windowMs);
 
 test("cpu.max scenario runs in the VM", async () => {
   const r = await runInVm({
-    command: "node dist/test/experimental/cpu-max-scenario.js",
-    env: { SCX_SLO_ENFORCE_CPU_MAX: "1" },
+    command: "node dist/test/vm/guest/cpu-max-scenario.js",
     timeoutMs: 150_000,
   });
   s = JSON.parse(readFileSync(path.join(r.outDir, "scenario.json"), "utf8")) as Scenario;

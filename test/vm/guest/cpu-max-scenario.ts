@@ -1,15 +1,15 @@
-// Runs inside the sched_ext VM (driven by test/experimental/cpu-max.test.ts). While a sched_ext scheduler
+// Runs inside the sched_ext VM (driven by test/vm/cpu-max.test.ts). While a sched_ext scheduler
 // is attached the kernel leaves cpu.max to it; scx_slo must hold a cgroup to its limit the way
 // the fair class does: the same CPU time per window, live limit changes, an SLO cgroup included.
-import { createCgroup, readCpuStat, writeCgroupFile } from "../../src/cgroup/cgroupfs.js";
+import { createCgroup, readCpuStat, writeCgroupFile } from "../../../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
   loadScheduler,
   LoaderSession,
   unloadScheduler,
-} from "../../src/sched/loader.js";
-import { spawnInCgroup, sleep } from "../../src/util/process.js";
-import { hogs, scenarioRecorder, sysfs } from "../vm/guest/scenario.js";
+} from "../../../src/sched/loader.js";
+import { spawnInCgroup, sleep } from "../../../src/util/process.js";
+import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 
 const WINDOW_MS = 6000;
 const { out, save } = scenarioRecorder();
