@@ -46,7 +46,7 @@ test("after the ejection the stalled task runs on the fair class", () => {
 });
 
 test("the normal build survives 8 hogs per CPU and SLO cgroups burning CPU nonstop", () => {
-  assert.deepEqual(s.soakExitCodes, [0, 0, 0]);
+  assert.deepEqual(s.soakExitCodes, [0, 0, 0, 0]);
   assert.equal(s.stateAfterSoak, "enabled");
   assert.equal(s.exitAfterSoak.kind, 0);
   const share = s.batchCpuUsecDuringSoak / (s.soakSeconds * 2e6);
@@ -55,6 +55,10 @@ test("the normal build survives 8 hogs per CPU and SLO cgroups burning CPU nonst
   );
   assert.ok(share > 0.05, "work without an SLO is slowed, never starved");
   const samples = s.soakSamples as Scenario[];
+  const limitedCores = samples.map((x) => x.limited_usec / (x.interval_ms * 1000));
+  console.log(
+    `# cpu.max 0.3 CPU under the same abuse: ${Math.min(...limitedCores).toFixed(3)}-${Math.max(...limitedCores).toFixed(3)} CPU per interval`,
+  );
   const lastAt = samples.at(-1)?.t_s ?? 0;
   assert.ok(lastAt >= soakS - 15, `samples cover the soak (last at ${lastAt} s of ${soakS} s)`);
   for (const x of samples) {
@@ -62,5 +66,14 @@ test("the normal build survives 8 hogs per CPU and SLO cgroups burning CPU nonst
     assert.equal(x.ops, "scx_slo", `at ${x.t_s} s`);
     assert.equal(x.enable_seq, s.enableSeqBeforeSoak, `never re-attached (at ${x.t_s} s)`);
     assert.ok(x.batch_usec > 500_000, `batch got ${x.batch_usec} us of CPU in 10 s at ${x.t_s} s`);
+    // cpu.max held under abuse: at most its quota (plus a tick's overrun per CPU), and not
+    // starved below most of it by the SLO burners beside it.
+    const cores = x.limited_usec / (x.interval_ms * 1000);
+    const limit = s.limitedQuotaUs / 100_000;
+    assert.ok(cores <= limit * 1.05, `limited cgroup used ${cores.toFixed(3)} CPU at ${x.t_s} s`);
+    assert.ok(
+      cores >= limit * 0.6,
+      `limited cgroup got only ${cores.toFixed(3)} CPU at ${x.t_s} s`,
+    );
   }
 });
