@@ -1,5 +1,6 @@
 // Shell entry to the VM harness:
-//   node dist/vm/cli.js [--cpus N] [--memory MiB] [--timeout SECONDS] [--out DIR] [--quiet] -- COMMAND...
+//   node dist/vm/cli.js [--cpus N] [--memory MiB] [--timeout SECONDS] [--out DIR] [--quiet]
+//                       [--kernel-arg WORD ...] -- COMMAND...
 // Prints the guest's console as it runs, then exits with the command's exit status.
 import { parseArgs } from "node:util";
 import { runInVm, VmError } from "./harness.js";
@@ -12,10 +13,14 @@ const { values, positionals } = parseArgs({
     timeout: { type: "string", default: "300" },
     out: { type: "string" },
     quiet: { type: "boolean", default: false },
+    /** Extra kernel command-line words, e.g. loglevel=7 to see warnings `quiet` hides. */
+    "kernel-arg": { type: "string", multiple: true, default: [] },
   },
 });
 if (positionals.length === 0) {
-  console.error("usage: vm/cli.js [--cpus N] [--memory MiB] [--timeout S] [--out DIR] -- COMMAND");
+  console.error(
+    "usage: vm/cli.js [--cpus N] [--memory MiB] [--timeout S] [--out DIR] [--kernel-arg W] -- COMMAND",
+  );
   process.exit(2);
 }
 try {
@@ -25,6 +30,7 @@ try {
     memoryMiB: Number(values.memory),
     timeoutMs: Number(values.timeout) * 1000,
     outDir: values.out,
+    kernelArgs: values["kernel-arg"],
     onOutput: values.quiet ? undefined : (chunk) => process.stdout.write(chunk),
   });
   if (values.quiet) process.stdout.write(result.output);

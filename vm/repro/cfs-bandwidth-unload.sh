@@ -4,8 +4,9 @@
 # scheduler is attached, tasks of that cgroup still running when the scheduler is unloaded ->
 # WARNING in throttle_cfs_rq_work / dequeue_task_fair, then a divide error in the fair class.
 # scx_slo is loaded with --no-enforce-cpu-max: its own cpu.max code plays no part.
-# Run it in the VM (crashes the guest in most runs within 1-2 cycles):
-#   make vm CMD='sh vm/repro/cfs-bandwidth-unload.sh' (add loglevel=7 to see the warnings)
+# Run it in the VM; the guest dies within a cycle or two (with the default quiet console it just
+# stops answering until the harness's time limit; loglevel=7 shows the warnings and the oops):
+#   make build && node dist/vm/cli.js --timeout 120 --kernel-arg loglevel=7 -- sh vm/repro/cfs-bandwidth-unload.sh
 set -u
 L="$(pwd)/build/scx-slo-loader"
 CG=/sys/fs/cgroup
