@@ -74,13 +74,16 @@ function hostThreads(pid: number): { name: string; policy: string; cpus: string 
 test("host: QEMU's main loop (guest timers) is served first and vCPU n runs on host core n", async () => {
   const outDir = newRunDir("priority");
   let seen: ReturnType<typeof hostThreads> | undefined;
+  // The console arrives in arbitrary chunks: the start marker can be split across two.
+  let consoleText = "";
   const r = await runInVm({
     command: "sleep 2",
     outDir,
     timeoutMs: 60_000,
     onOutput: (chunk) => {
-      const pid = chunk.includes("@@SCXVM-START") ? qemuFor(outDir) : undefined;
-      if (pid && !seen) seen = hostThreads(pid);
+      consoleText += chunk;
+      const pid = !seen && consoleText.includes("@@SCXVM-START") ? qemuFor(outDir) : undefined;
+      if (pid) seen = hostThreads(pid);
     },
   });
   assert.equal(r.exitCode, 0, r.output);
