@@ -76,6 +76,9 @@ struct {
  * a stale value only makes one dispatch look at THROTTLE_DSQ early or the timer fire late. */
 u64 next_unthrottle_at = (u64)-1;
 
+/* Bumped whenever a limit is set or dropped, so tasks re-check whether their cgroup has one. */
+u64 bw_gen = 1;
+
 /*
  * Periods and release times run on CLOCK_MONOTONIC, the release timer's own clock, not on the
  * run-queue clock the rest of scx_slo uses: a release due by one clock may not yet be due by the
@@ -99,16 +102,30 @@ static void bw_set(struct cgroup *cgrp, u64 period_us, u64 quota_us)
 	/* "max" (no limit) arrives as an all-ones quota. */
 	if (!period_us || !quota_us || quota_us >= ((u64)-1) / NSEC_PER_USEC) {
 		bpf_map_delete_elem(&bw_map, &id);
-		return;
+	} else {
+		bw.period_ns = period_us * NSEC_PER_USEC;
+		bw.quota_ns = quota_us * NSEC_PER_USEC;
+		bpf_map_update_elem(&bw_map, &id, &bw, BPF_ANY);
 	}
-	bw.period_ns = period_us * NSEC_PER_USEC;
-	bw.quota_ns = quota_us * NSEC_PER_USEC;
-	bpf_map_update_elem(&bw_map, &id, &bw, BPF_ANY);
+	/* After the map changed, so a task that sees the new generation finds the new entry. */
+	__sync_fetch_and_add(&bw_gen, 1);
 }
 
-static __always_inline struct cg_bw *task_bw(const struct task_ctx *tctx)
+/*
+ * The limit of the task's cgroup, NULL if it has none. Most tasks have none; they learn that once
+ * per change of limits instead of paying a hash lookup on every enqueue, run and stop.
+ */
+static __always_inline struct cg_bw *task_bw(struct task_ctx *tctx)
 {
-	return bpf_map_lookup_elem(&bw_map, &tctx->own_cgid);
+	u64 gen = bw_gen;
+	struct cg_bw *bw;
+
+	if (tctx->bw_gen == gen && !tctx->bw_limited)
+		return NULL;
+	bw = bpf_map_lookup_elem(&bw_map, &tctx->own_cgid);
+	tctx->bw_limited = bw != NULL;
+	tctx->bw_gen = gen;
+	return bw;
 }
 
 /*
@@ -140,7 +157,7 @@ static void bw_roll(struct cg_bw *bw, u64 now)
 }
 
 /* ops.stopping: charge the CPU the task just used to its cgroup's period. */
-static void bw_charge(const struct task_ctx *tctx, u64 ran_ns)
+static void bw_charge(struct task_ctx *tctx, u64 ran_ns)
 {
 	struct cg_bw *bw = task_bw(tctx);
 
@@ -151,7 +168,7 @@ static void bw_charge(const struct task_ctx *tctx, u64 ran_ns)
 }
 
 /* select_cpu: whether the task's cgroup has used this period's quota (enqueue will hold it). */
-static bool bw_exhausted(const struct task_ctx *tctx)
+static bool bw_exhausted(struct task_ctx *tctx)
 {
 	struct cg_bw *bw = task_bw(tctx);
 
@@ -162,7 +179,7 @@ static bool bw_exhausted(const struct task_ctx *tctx)
 }
 
 /* ops.running: no longer a slice than the quota left in this period. */
-static void bw_limit_slice(struct task_struct *p, const struct task_ctx *tctx)
+static void bw_limit_slice(struct task_struct *p, struct task_ctx *tctx)
 {
 	struct cg_bw *bw = task_bw(tctx);
 	u64 left;
@@ -207,7 +224,7 @@ static void arm_unthrottle(u64 at, u64 now)
 }
 
 /* ops.enqueue: hold the task back if its cgroup has used this period's quota. */
-static bool bw_hold(struct task_struct *p, const struct task_ctx *tctx, u64 enq_flags)
+static bool bw_hold(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 {
 	struct cg_bw *bw = task_bw(tctx);
 	struct slo_counters *cnt;

@@ -199,6 +199,9 @@ struct task_ctx {
 	u64 deadline;
 	u64 runnable_at;    /* start of the current wait, 0 when not waiting */
 	u64 running_at;
+	u64 waited_from;    /* start of the wait that ended at running_at (SLO tasks), 0 if none */
+	u64 bw_gen;         /* bw_gen when bw_limited was found out (cpu_max.bpf.h), 0: not yet */
+	u32 bw_limited;     /* own_cgid has a cpu.max entry */
 };
 
 struct {
@@ -243,9 +246,13 @@ static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
  */
 static void resolve_slo(struct task_struct *p, struct task_ctx *tctx)
 {
-	struct cgroup *cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
+	/*
+	 * Plain loads, not BPF_CORE_READ: this runs on every wake-up, and the verifier turns them
+	 * into guarded loads where BPF_CORE_READ makes a helper call per pointer.
+	 */
+	struct cgroup *cgrp = p->cgroups->dfl_cgrp;
 	struct slo_control *ctl = control();
-	u64 cgid = BPF_CORE_READ(cgrp, kn, id);
+	u64 cgid = cgrp->kn->id;
 	u64 gen = ctl ? ctl->gen : 0;
 	int level, i;
 
@@ -253,6 +260,7 @@ static void resolve_slo(struct task_struct *p, struct task_ctx *tctx)
 		return;
 
 	tctx->own_cgid = cgid;
+	tctx->bw_gen = 0;
 	tctx->gen = gen;
 	tctx->has_slo = 0;
 	tctx->slo_cgid = 0;
@@ -353,9 +361,9 @@ static void report_miss(struct task_struct *p, struct task_ctx *tctx, u64 wait, 
 /* Template for a new stats entry (too big for the BPF stack). */
 struct cg_stats empty_stats;
 
-static void record_wait(struct task_struct *p, struct task_ctx *tctx, u64 now)
+/* `wait` ended when the task started running, at `ran_at`. */
+static void record_wait(struct task_struct *p, struct task_ctx *tctx, u64 wait, u64 ran_at)
 {
-	u64 wait = now - tctx->runnable_at;
 	struct cg_stats *st;
 	u32 bucket;
 
@@ -377,7 +385,7 @@ static void record_wait(struct task_struct *p, struct task_ctx *tctx, u64 now)
 		__sync_fetch_and_add(&st->hist[bucket], 1);
 	if (wait > tctx->budget_ns) {
 		__sync_fetch_and_add(&st->misses, 1);
-		report_miss(p, tctx, wait, now);
+		report_miss(p, tctx, wait, ran_at);
 	}
 }
 
@@ -573,14 +581,19 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 	move_to_local(SHARED_DSQ);
 }
 
+/* The wait starts here; the SLO is resolved by select_cpu or enqueue, which come next. */
 void BPF_STRUCT_OPS(slo_runnable, struct task_struct *p, u64 enq_flags)
 {
-	struct task_ctx *tctx = task_slo(p);
+	struct task_ctx *tctx = lookup_task_ctx(p);
 
 	if (tctx)
 		tctx->runnable_at = now_ns();
 }
 
+/*
+ * On the path from wake-up to run, so it only notes the time: the wait is put into the stats
+ * when the task stops, after the woken task has had the CPU.
+ */
 void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
@@ -594,8 +607,7 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	if (cctx)
 		cctx->running_dl = tctx->deadline ? tctx->deadline : 1;
 	if (tctx->runnable_at) {
-		if (tctx->has_slo)
-			record_wait(p, tctx, now);
+		tctx->waited_from = tctx->has_slo ? tctx->runnable_at : 0;
 		tctx->runnable_at = 0;
 	}
 }
@@ -613,8 +625,11 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	if (tctx->running_at) {
 		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance);
 		bw_charge(tctx, now - tctx->running_at);
+		if (tctx->waited_from)
+			record_wait(p, tctx, tctx->running_at - tctx->waited_from, tctx->running_at);
 	}
 	tctx->running_at = 0;
+	tctx->waited_from = 0;
 	/* Preempted or out of slice but still runnable: a new wait starts now. */
 	if (runnable)
 		tctx->runnable_at = now;
