@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import {
   DEFAULT_CPU_MODEL,
+  DEFAULT_KERNEL_ARGS,
   findKernel,
   newRunDir,
   PROJECT_ROOT,
@@ -84,7 +85,7 @@ export function describeMachine(hostPriority: HostPriority = "timers-first"): st
   } catch {
     // reported by runInVm itself
   }
-  return `host ${cpu} (${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB); guest QEMU TCG -cpu ${DEFAULT_CPU_MODEL}, ${VM_CPUS} vCPUs, ${VM_MEMORY_MIB} MiB, kernel ${kernel}, host priority ${hostPriority}`;
+  return `host ${cpu} (${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB); guest QEMU TCG -cpu ${DEFAULT_CPU_MODEL}, ${VM_CPUS} vCPUs, ${VM_MEMORY_MIB} MiB, kernel ${kernel} ${DEFAULT_KERNEL_ARGS.join(" ")}, host priority ${hostPriority}`;
 }
 
 /** What the guest will run from the host's root: a clear message beats a failure mid-ladder. */

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { newRunDir, runInVm, VmTimeoutError } from "../../vm/harness.js";
 
-test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, 4-level paging, and files come back to the host", async () => {
+test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, 4-level paging, no Spectre mitigations, and files come back to the host", async () => {
   const script = [
     "set -e",
     "uname -r > $SCXVM_OUT/uname",
@@ -21,6 +21,7 @@ test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, 4-level paging, and 
     "grep ' /dev/shm tmpfs ' /proc/mounts > $SCXVM_OUT/shm",
     "nproc > $SCXVM_OUT/nproc",
     "grep -m1 '^flags' /proc/cpuinfo > $SCXVM_OUT/cpuflags",
+    "cat /sys/devices/system/cpu/vulnerabilities/spectre_v2 > $SCXVM_OUT/spectre-v2",
     "echo written-in-guest > $SCXVM_OUT/hello",
   ].join("\n");
   const r = await runInVm({ command: script, cpus: 2, memoryMiB: 1024, timeoutMs: 90_000 });
@@ -40,6 +41,11 @@ test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, 4-level paging, and 
   const flags = read("cpuflags").split(/\s+/);
   assert.ok(flags.includes("x2apic"), "the emulated CPU is QEMU's max model");
   assert.ok(!flags.includes("la57"), "5-level paging is off (vm/harness.ts DEFAULT_CPU_MODEL)");
+  assert.match(
+    read("spectre-v2"),
+    /^Vulnerable/,
+    "no retpolines in the guest (vm/harness.ts DEFAULT_KERNEL_ARGS)",
+  );
   assert.equal(read("hello"), "written-in-guest");
   assert.ok(r.guestBootMs > 0 && r.bootToCommandMs > 0);
   console.log(
