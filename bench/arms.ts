@@ -1,5 +1,8 @@
 // The schedulers compared: the kernel's fair class as is, as a careful operator would tune it
-// today, and scx_slo with the critical cgroup under an SLO.
+// today, and scx_slo with the critical cgroup under an SLO. fair-rt is a reference rather than a
+// contender: the critical workload as a real-time (SCHED_FIFO) task, the fastest wake-up the kernel
+// has, so a report shows how close the emulator lets any scheduler get (it is no answer for a pod:
+// a FIFO task that spins holds its CPU against everything but the 5% real-time throttle).
 import { writeCgroupFile } from "../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
@@ -11,8 +14,18 @@ import {
 import { histogramQuantileNs } from "../src/sched/histogram.js";
 import { NS_PER_MS } from "../src/slo/model.js";
 
-export type ArmName = "fair" | "fair-weight" | "fair-idle" | "scx_slo";
-export const ALL_ARMS: readonly ArmName[] = ["fair", "fair-weight", "fair-idle", "scx_slo"];
+export type ArmName = "fair" | "fair-weight" | "fair-idle" | "scx_slo" | "fair-rt";
+export const ALL_ARMS: readonly ArmName[] = [
+  "fair",
+  "fair-weight",
+  "fair-idle",
+  "scx_slo",
+  "fair-rt",
+];
+/** The arm whose critical workload runs SCHED_FIFO; workloads that cannot do that refuse it. */
+export const RT_ARM: ArmName = "fair-rt";
+/** SCHED_FIFO priority of the critical workload in the fair-rt arm (cyclictest's -p). */
+export const RT_PRIORITY = 50;
 
 export interface BenchCgroups {
   critical: string;
@@ -30,12 +43,27 @@ export interface BenchCgroups {
 export interface ArmSetup {
   /** Run the hogs under SCHED_IDLE. */
   batchIdle: boolean;
+  /** Run the critical workload under SCHED_FIFO at RT_PRIORITY. */
+  criticalRealtime: boolean;
   /** Extra fields for the record (scx_slo: the in-kernel view of the critical cgroup's waits). */
   teardown(): Promise<Record<string, unknown>>;
 }
 
 export const CRITICAL_BUDGET_MS = 1;
 export const CRITICAL_IMPORTANCE = 90;
+
+/** Why these arms cannot run these workloads, or null when they can. */
+export function armsRefusedBy(
+  arms: readonly ArmName[],
+  workloads: readonly { name: string; supportsRealtime: boolean }[],
+): string | null {
+  const cannot = workloads.filter((w) => !w.supportsRealtime).map((w) => w.name);
+  if (!arms.includes(RT_ARM) || !cannot.length) return null;
+  return (
+    `arm ${RT_ARM} runs the critical workload under SCHED_FIFO, which ${cannot.join(", ")} cannot do: ` +
+    `drop ${RT_ARM} from --arms or run --workloads cyclictest`
+  );
+}
 
 export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup> {
   const paths = defaultLoaderPaths();
@@ -46,7 +74,11 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
   if (cg.loadgen)
     writeCgroupFile(cg.loadgen, "cpu.weight", arm === "fair-weight" ? "10000" : "100");
   if (arm !== "scx_slo") {
-    return { batchIdle: arm === "fair-idle", teardown: async () => ({}) };
+    return {
+      batchIdle: arm === "fair-idle",
+      criticalRealtime: arm === RT_ARM,
+      teardown: async () => ({}),
+    };
   }
   await loadScheduler(paths);
   const session = new LoaderSession(paths);
@@ -59,6 +91,7 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
   if (!after.attached) throw new Error(`scx_slo did not attach: state ${after.state}`);
   return {
     batchIdle: false,
+    criticalRealtime: false,
     teardown: async () => {
       const stats = await session.stats();
       await session.close();

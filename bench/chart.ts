@@ -10,6 +10,7 @@ const COLOURS: Record<string, string> = {
   "fair-weight": "#ff7f0e",
   "fair-idle": "#9467bd",
   scx_slo: "#2ca02c",
+  "fair-rt": "#7f7f7f",
 };
 const SPARE = ["#1f77b4", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 

@@ -10,7 +10,14 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createCgroup, readCpuStat, removeCgroup } from "../src/cgroup/cgroupfs.js";
 import { sleep } from "../src/util/process.js";
-import { ALL_ARMS, setUpArm, type ArmName, type BenchCgroups } from "./arms.js";
+import {
+  ALL_ARMS,
+  armsRefusedBy,
+  RT_PRIORITY,
+  setUpArm,
+  type ArmName,
+  type BenchCgroups,
+} from "./arms.js";
 import type { BenchRecord, ResultsFile } from "./results.js";
 import type { Workload } from "./workload.js";
 import { HTTP_DEFAULTS } from "./workloads/http.js";
@@ -62,6 +69,9 @@ const workloads: Workload[] = values.workloads.split(",").map((name) =>
   }),
 );
 
+const refused = armsRefusedBy(arms, workloads);
+if (refused) throw new Error(refused);
+
 const cg: BenchCgroups = { critical: "/bench/critical", batch: "/bench/batch", criticalId: 0n };
 cg.criticalId = createCgroup(cg.critical);
 createCgroup(cg.batch);
@@ -96,7 +106,11 @@ async function runCell(
   const setup = await setUpArm(arm, cg);
   let record: BenchRecord | undefined;
   try {
-    const running = await workload.prepare({ cg, durationS });
+    const running = await workload.prepare({
+      cg,
+      durationS,
+      ...(setup.criticalRealtime ? { realtimePriority: RT_PRIORITY } : {}),
+    });
     try {
       const critBefore = usage(cg.critical);
       const batchBefore = usage(cg.batch);

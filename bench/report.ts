@@ -5,6 +5,8 @@ import {
   batchVsFair,
   checkTargets,
   findCell,
+  floorReference,
+  REFERENCE_ARM,
   stepsOf,
   summarize,
   workloadsOf,
@@ -140,6 +142,20 @@ export function renderReport(results: ResultsFile, opts: ReportOptions = {}): st
     if (checks.length) {
       lines.push("", "### Targets", "");
       lines.push(mdTable(["target", "ratio", "limit", "result", "detail"], targetRows(checks)));
+    }
+    const floor = floorReference(cells, w);
+    if (floor) {
+      lines.push(
+        "",
+        "### Reference: the kernel's fastest wake-up",
+        "",
+        `${REFERENCE_ARM} runs the critical workload as a SCHED_FIFO task under the fair class. The`,
+        "real-time class runs before every other class and preempts at once, with the least work on",
+        "the way, so its p99 is close to the floor this machine (and its emulator) puts under any arm.",
+        `At bg=${floor.bg}: ${fmtUs(floor.rtP99)} us, ${fmtRatio(floor.rtVsFair)}x fair's p99; scx_slo's p99 is ${fmtRatio(floor.scxVsRt)}x it.`,
+        "Not a target, and no way to run a pod: a FIFO task that spins keeps its CPU from everything",
+        "else but the 5% real-time throttle.",
+      );
     }
     if (opts.chartFile)
       lines.push("", `![p99 against background hogs, ${w}](${opts.chartFile(w)})`);

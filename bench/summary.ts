@@ -22,6 +22,8 @@ export interface Cell {
 export const SCX_ARM = "scx_slo";
 export const BASE_ARM = "fair";
 export const TUNED_ARMS = ["fair-weight", "fair-idle"];
+/** Not a target: the critical workload as a SCHED_FIFO task, the kernel's fastest wake-up. */
+export const REFERENCE_ARM = "fair-rt";
 
 /** Arms in the order the project lists them, unknown ones after, alphabetically. */
 export function armOrder(arms: Iterable<string>): string[] {
@@ -235,4 +237,27 @@ export function checkTargets(cells: readonly Cell[], workload: string): TargetCh
     );
   }
   return out;
+}
+
+export interface FloorReference {
+  bg: number;
+  rtP99: number;
+  /** The reference arm's p99 over fair's at the same step: the best ratio the emulator allows. */
+  rtVsFair: number | null;
+  /** scx_slo's p99 over the reference arm's. */
+  scxVsRt: number | null;
+}
+
+/** Where the SCHED_FIFO reference arm ran: its p99 at scx_slo's top step, against fair and scx_slo. */
+export function floorReference(cells: readonly Cell[], workload: string): FloorReference | null {
+  const rt = cells.filter((c) => c.workload === workload && c.arm === REFERENCE_ARM);
+  if (!rt.length) return null;
+  const top = Math.max(...rt.map((c) => c.bg));
+  const rtTop = findCell(cells, workload, REFERENCE_ARM, top)!;
+  return {
+    bg: top,
+    rtP99: rtTop.p99_us,
+    rtVsFair: ratioOf(rtTop.p99_us, findCell(cells, workload, BASE_ARM, top)?.p99_us),
+    scxVsRt: ratioOf(findCell(cells, workload, SCX_ARM, top)?.p99_us, rtTop.p99_us),
+  };
 }

@@ -9,6 +9,8 @@ export type WorkloadResult = Percentiles & Record<string, unknown>;
 export interface CellContext {
   cg: BenchCgroups;
   durationS: number;
+  /** SCHED_FIFO priority for the critical workload (the fair-rt arm); absent: SCHED_OTHER. */
+  realtimePriority?: number;
 }
 
 export interface RunningWorkload {
@@ -23,6 +25,8 @@ export interface Workload {
   needsLoadgen: boolean;
   /** Seconds the hogs must outlast the measured duration after the settle second. */
   hogMarginS: number;
+  /** Whether prepare() honours CellContext.realtimePriority (the fair-rt arm). */
+  supportsRealtime: boolean;
   /** Once per ladder, before any cell (calibration, a database to create). */
   init?(): Promise<void>;
   prepare(ctx: CellContext): Promise<RunningWorkload>;

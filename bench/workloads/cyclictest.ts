@@ -1,5 +1,6 @@
 // Periodic wake-ups under SCHED_OTHER (the class sched_ext replaces): cyclictest from rt-tests,
-// with its own microsecond histogram, so percentiles come from every sample.
+// with its own microsecond histogram, so percentiles come from every sample. SCHED_FIFO only for
+// the fair-rt reference arm.
 import { spawnInCgroup, waitFor } from "../../src/util/process.js";
 import { percentilesFromHistogram, type Percentiles } from "../stats.js";
 
@@ -7,6 +8,8 @@ export interface CyclictestOptions {
   cgroup: string;
   durationS: number;
   intervalUs?: number;
+  /** SCHED_FIFO at this priority (cyclictest -p); absent: SCHED_OTHER. */
+  realtimePriority?: number;
 }
 
 const MAX_US = 100_000;
@@ -19,6 +22,7 @@ export async function runCyclictest(opts: CyclictestOptions): Promise<Percentile
     `-D${opts.durationS}`,
     `-i${opts.intervalUs ?? 1000}`,
     `-h${MAX_US}`,
+    ...(opts.realtimePriority ? [`-p${opts.realtimePriority}`] : []),
   ]);
   const r = await waitFor(child);
   if (r.code !== 0) throw new Error(`cyclictest failed (${r.code}): ${r.stderr.trim()}`);

@@ -37,6 +37,7 @@ export function httpWorkload(o: HttpOptions): Workload {
     name: "http",
     needsLoadgen: true,
     hogMarginS: 2 + o.drainS,
+    supportsRealtime: false,
     async init() {
       // Once, on an idle guest, so every arm and step serves the same work per request.
       if (!iters) iters = calibrateHashIters(o.workUs);

@@ -15,9 +15,14 @@ const cyclictest: Workload = {
   name: "cyclictest",
   needsLoadgen: false,
   hogMarginS: 2,
+  supportsRealtime: true,
   prepare: async (ctx) => ({
     measure: async () => ({
-      ...(await runCyclictest({ cgroup: ctx.cg.critical, durationS: ctx.durationS })),
+      ...(await runCyclictest({
+        cgroup: ctx.cg.critical,
+        durationS: ctx.durationS,
+        realtimePriority: ctx.realtimePriority,
+      })),
     }),
     close: async () => {},
   }),

@@ -95,6 +95,7 @@ export function pgbenchWorkload(o: PgbenchOptions): Workload {
     name: "pgbench",
     needsLoadgen: true,
     hogMarginS: 3,
+    supportsRealtime: false,
     async init() {
       bin = findPgBin();
       rmSync("/tmp/scx-pg", { recursive: true, force: true });

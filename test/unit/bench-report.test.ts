@@ -5,11 +5,21 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { armsRefusedBy } from "../../bench/arms.js";
 import { renderChart, logTicks } from "../../bench/chart.js";
+import { makeWorkload } from "../../bench/workloads/index.js";
+import { HTTP_DEFAULTS } from "../../bench/workloads/http.js";
+import { PGBENCH_DEFAULTS } from "../../bench/workloads/pgbench.js";
 import { resultsDir, writeOutputs } from "../../bench/host.js";
 import { p99Text, renderReport } from "../../bench/report.js";
 import type { BenchRecord, ResultsFile } from "../../bench/results.js";
-import { checkTargets, cpuMaxCores, missBy, summarize } from "../../bench/summary.js";
+import {
+  checkTargets,
+  cpuMaxCores,
+  floorReference,
+  missBy,
+  summarize,
+} from "../../bench/summary.js";
 import { assertValidResults, validateResults } from "../../bench/validate.js";
 
 function rec(
@@ -205,6 +215,48 @@ test("renderReport: header, tables per workload, targets and chart links", () =>
       `ragged table:\n${block}`,
     );
   }
+});
+
+test("renderReport: the SCHED_FIFO reference arm is reported as the floor, never as a target", () => {
+  const f = sample();
+  for (const rep of [0, 1]) {
+    for (const bg of [0, 8]) {
+      const k = rep === 0 ? 1 : 1.1;
+      f.records.push(
+        rec("cyclictest", "fair-rt", bg, rep, (bg ? 150 : 80) * k, bg ? 990 * k : null),
+      );
+    }
+  }
+  f.records.sort((a, b) => a.rep - b.rep);
+  assert.deepEqual(validateResults(f), []);
+  const cells = summarize(f);
+  assert.deepEqual(floorReference(cells, "cyclictest"), {
+    bg: 8,
+    rtP99: 157.5,
+    rtVsFair: 157.5 / 5250,
+    scxVsRt: 210 / 157.5,
+  });
+  assert.ok(checkTargets(cells, "cyclictest").every((t) => !t.name.includes("fair-rt")));
+  const md = renderReport(f);
+  assert.match(md, /\| bg \| fair \| fair-weight \| fair-idle \| scx_slo \| fair-rt \|/);
+  assert.match(md, /### Reference: the kernel's fastest wake-up/);
+  assert.match(md, /At bg=8: 158 us, 0\.03x fair's p99; scx_slo's p99 is 1\.33x it\./);
+  assert.equal(floorReference(summarize(sample()), "cyclictest"), null);
+  assert.doesNotMatch(renderReport(sample()), /Reference/);
+});
+
+test("armsRefusedBy: the SCHED_FIFO reference arm runs cyclictest only, and says how to fix a plan", () => {
+  const opts = { http: HTTP_DEFAULTS, pgbench: PGBENCH_DEFAULTS };
+  const [cyclictest, http, pgbench] = ["cyclictest", "http", "pgbench"].map((w) =>
+    makeWorkload(w, opts),
+  );
+  assert.equal(armsRefusedBy(["fair", "scx_slo", "fair-rt"], [cyclictest!]), null);
+  assert.equal(armsRefusedBy(["fair", "scx_slo"], [cyclictest!, http!, pgbench!]), null);
+  assert.equal(
+    armsRefusedBy(["fair", "fair-rt"], [cyclictest!, http!, pgbench!]),
+    "arm fair-rt runs the critical workload under SCHED_FIFO, which http, pgbench cannot do: " +
+      "drop fair-rt from --arms or run --workloads cyclictest",
+  );
 });
 
 test("p99Text: aligned grid and verdicts for the terminal", () => {
