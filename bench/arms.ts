@@ -14,14 +14,8 @@ import {
 import { histogramQuantileNs } from "../src/sched/histogram.js";
 import { NS_PER_MS } from "../src/slo/model.js";
 
-export type ArmName = "fair" | "fair-weight" | "fair-idle" | "scx_slo" | "fair-rt";
-export const ALL_ARMS: readonly ArmName[] = [
-  "fair",
-  "fair-weight",
-  "fair-idle",
-  "scx_slo",
-  "fair-rt",
-];
+export const ALL_ARMS = ["fair", "fair-weight", "fair-idle", "scx_slo", "fair-rt"] as const;
+export type ArmName = (typeof ALL_ARMS)[number];
 /** The arm whose critical workload runs SCHED_FIFO; workloads that cannot do that refuse it. */
 export const RT_ARM: ArmName = "fair-rt";
 /** SCHED_FIFO priority of the critical workload in the fair-rt arm (cyclictest's -p). */
