@@ -509,7 +509,6 @@ int main(int argc, char **argv)
 		{ "max-slice-us", required_argument, NULL, 's' },
 		{ "purge", no_argument, NULL, 'P' },
 		{ "test-stall-cgroup", required_argument, NULL, 'T' },
-		{ "enforce-cpu-max", no_argument, NULL, 'C' },
 		{ "no-enforce-cpu-max", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -555,9 +554,6 @@ int main(int argc, char **argv)
 		case 'T':
 			if (parse_u64(optarg, &lo.test_stall_cgid))
 				return fail("--test-stall-cgroup takes a cgroup id, got '%s'", optarg);
-			break;
-		case 'C':
-			lo.enforce_cpu_max = true;
 			break;
 		case 'N':
 			lo.enforce_cpu_max = false;
