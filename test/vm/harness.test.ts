@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { newRunDir, runInVm, VmTimeoutError } from "../../vm/harness.js";
+import { GuestKernelCrash, newRunDir, runInVm, VmTimeoutError } from "../../vm/harness.js";
 
 test("guest: sched_ext kernel >= 6.12, cgroup2, bpffs, PSI, 4-level paging, no Spectre mitigations, and files come back to the host", async () => {
   const script = [
@@ -126,4 +126,35 @@ test("guest: over its time limit it is killed and the error names the limit", as
     return true;
   });
   assert.ok(Date.now() - started < 25_000, "killed promptly at the limit");
+});
+
+test("guest: a kernel crash while booting is booted again once; a crash after the command started is reported, not retried", async () => {
+  // No init at all: the kernel panics before the command could start, on every boot.
+  const progress: string[] = [];
+  await assert.rejects(
+    runInVm({
+      command: "true",
+      timeoutMs: 60_000,
+      kernelArgs: ["rdinit=/nonexistent", "root=/dev/nonexistent"],
+      onOutput: (chunk) => progress.push(chunk),
+    }),
+    (err: unknown) => {
+      assert.ok(err instanceof GuestKernelCrash, String(err));
+      assert.equal(err.commandStarted, false);
+      assert.ok(existsSync(`${err.serialLogPath}.first-boot`), "the first boot's log is kept");
+      assert.match(readFileSync(`${err.serialLogPath}.first-boot`, "utf8"), /Kernel panic/);
+      assert.match(progress.join(""), /crashed while booting .*; booting again/);
+      return true;
+    },
+  );
+  // The command itself crashes the kernel: one boot, reported as a crash.
+  await assert.rejects(
+    runInVm({ command: "echo c > /proc/sysrq-trigger; sleep 30", timeoutMs: 60_000 }),
+    (err: unknown) => {
+      assert.ok(err instanceof GuestKernelCrash, String(err));
+      assert.equal(err.commandStarted, true);
+      assert.ok(!existsSync(`${err.serialLogPath}.first-boot`), "not booted again");
+      return true;
+    },
+  );
 });
