@@ -277,9 +277,7 @@ static void bw_release_due(void)
 		}
 		tctx = lookup_task_ctx(p);
 		move_vtime_from(BPF_FOR_EACH_ITER, p,
-				tctx ? policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns,
-						       lag_cap_ns)
-				     : now_ns() + default_budget_ns,
+				tctx ? queue_deadline(p, tctx) : now_ns() + default_budget_ns,
 				SHARED_DSQ);
 		/* It may not be allowed on this CPU: wake one it may use. */
 		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);

@@ -32,14 +32,43 @@ static inline int policy_before(__u64 a, __u64 b)
 	return (__s64)(a - b) < 0;
 }
 
-/*
- * CPU time a task pays on its deadline: used * 100 / importance. Importance 100 pays wall time
- * one for one, importance 1 pays a hundredfold, so a cgroup that burns CPU pushes its own
- * deadline out and falls behind others in proportion to how little it matters.
- */
-static inline __u64 policy_charge(__u64 used_ns, __u32 importance)
+static inline __u32 policy_clamp_weight(__u32 weight)
 {
-	return used_ns * SLO_IMPORTANCE_MAX / policy_clamp_importance(importance);
+	if (weight < TASK_WEIGHT_MIN)
+		return TASK_WEIGHT_MIN;
+	if (weight > TASK_WEIGHT_MAX)
+		return TASK_WEIGHT_MAX;
+	return weight;
+}
+
+/*
+ * CPU time a task pays on its deadline: used * 100 / importance * 100 / weight. Importance 100
+ * pays wall time one for one, importance 1 pays a hundredfold, so a cgroup that burns CPU pushes
+ * its own deadline out and falls behind others in proportion to how little it matters. weight is
+ * the task's own kernel weight (nice, SCHED_IDLE); nice 0 (100) changes nothing.
+ */
+static inline __u64 policy_charge(__u64 used_ns, __u32 importance, __u32 weight)
+{
+	return used_ns * SLO_IMPORTANCE_MAX / policy_clamp_importance(importance) *
+	       TASK_WEIGHT_DFL / policy_clamp_weight(weight);
+}
+
+/*
+ * How far past a fresh deadline a task's debt may reach (policy_deadline's lag_cap_ns). Every
+ * task that keeps burning CPU ends up at that cap, and from there tasks share in turn, so the cap
+ * alone would give a nice-19 hog as much CPU as a nice-0 one. A task below the default weight
+ * may therefore fall further behind: slice * (100 - weight) / weight more, which lets a task at
+ * the default weight run 100 / weight slices for each of its own, the kernel's ratio. Weights
+ * above the default get no more than it. The longest lead (weight 1, 5 ms slices) is about
+ * half a second, far inside the kernel's runnable-task watchdog.
+ */
+static inline __u64 policy_lag_cap(__u64 lag_cap_ns, __u64 slice_ns, __u32 weight)
+{
+	__u32 w = policy_clamp_weight(weight);
+
+	if (w >= TASK_WEIGHT_DFL)
+		return lag_cap_ns;
+	return lag_cap_ns + slice_ns * (TASK_WEIGHT_DFL - w) / w;
 }
 
 /*

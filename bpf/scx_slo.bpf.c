@@ -10,7 +10,11 @@
  * Every runnable task carries a deadline: when it is queued, at least now + budget. While it
  * runs, the CPU it uses is charged to its deadline, scaled by 100 / importance, so a cgroup that
  * burns CPU pushes its own deadline out and yields to others in proportion to how little it
- * matters; the debt is kept across sleeps but capped, so it expires. All tasks share one queue
+ * matters; the debt is kept across sleeps but capped, so it expires. A task's own weight (nice,
+ * SCHED_IDLE) scales the charge too, and a lighter task's cap lies further out, so among tasks
+ * that all burn CPU the shares follow the kernel's weights (policy_lag_cap). A cgroup's
+ * cpu.weight is not applied. When a slice ends, the task keeps its CPU while its charged
+ * deadline is still the earliest. All tasks share one queue
  * ordered by deadline and each CPU runs the earliest. Work without an SLO sorts after SLO work,
  * but its deadlines keep coming due (100 ms by default), so it is slowed, never starved, and the
  * kernel's runnable-task watchdog never fires because of the policy.
@@ -310,6 +314,13 @@ static __always_inline u64 task_slice(const struct task_ctx *tctx)
 	return policy_slice(tctx->budget_ns, max_slice_ns, min_slice_ns);
 }
 
+/* The deadline the task is queued with now (policy_deadline, with its weight's lag cap). */
+static __always_inline u64 queue_deadline(struct task_struct *p, struct task_ctx *tctx)
+{
+	return policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns,
+			       policy_lag_cap(lag_cap_ns, task_slice(tctx), p->scx.weight));
+}
+
 #include "cpu_max.bpf.h"
 
 /* ---- measurement ----------------------------------------------------------------------- */
@@ -518,7 +529,7 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 	/* A cgroup over its cpu.max quota is held in ops.enqueue, so nothing is dispatched here. */
 	if (!tctx || bw_exhausted(tctx))
 		return cpu;
-	tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
+	tctx->deadline = queue_deadline(p, tctx);
 	if (is_idle) {
 		struct slo_counters *cnt = counters();
 
@@ -568,16 +579,54 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 #endif
-	tctx->deadline = policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns, lag_cap_ns);
+	tctx->deadline = queue_deadline(p, tctx);
 	if (tctx->has_slo && place_now(p, tctx, enq_flags))
 		return;
 	insert_by_deadline(p, task_slice(tctx), tctx->deadline, enq_flags);
 	kick_idle_for(p);
 }
 
+/*
+ * ops.dispatch runs when prev's slice is over but before prev is queued again, so the shared
+ * queue alone would hand the CPU to the best of the others even when prev, charged for the slice
+ * it just had, is due earlier. Keep prev then (a fresh slice), so the earliest deadline runs.
+ */
+static bool keep_prev(struct task_struct *prev)
+{
+	struct task_struct *head;
+	struct task_ctx *tctx;
+	struct cpu_ctx *cctx;
+	u64 now, dl;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED))
+		return false;
+	/* Resolved as on every enqueue: a task kept this way may never be queued again. */
+	tctx = task_slo(prev);
+	/* A cgroup under cpu.max pays for each slice before it gets another (ops.stopping). */
+	if (!tctx || !tctx->running_at || task_bw(tctx))
+		return false;
+	now = now_ns();
+	dl = tctx->deadline + policy_charge(now - tctx->running_at, tctx->importance, prev->scx.weight);
+	dl = policy_deadline(dl, now, tctx->budget_ns,
+			     policy_lag_cap(lag_cap_ns, task_slice(tctx), prev->scx.weight));
+	bpf_for_each(scx_dsq, head, SHARED_DSQ, 0) {
+		if (policy_before(head->scx.dsq_vtime, dl))
+			return false;
+		break;
+	}
+	prev->scx.slice = task_slice(tctx);
+	/* ops.running is not called again for a kept task: show wakers its charged deadline. */
+	cctx = this_cpu_ctx();
+	if (cctx)
+		cctx->running_dl = dl;
+	return true;
+}
+
 void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 {
 	bw_release_due();
+	if (keep_prev(prev))
+		return;
 	move_to_local(SHARED_DSQ);
 }
 
@@ -623,7 +672,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	if (!tctx)
 		return;
 	if (tctx->running_at) {
-		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance);
+		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance, p->scx.weight);
 		bw_charge(tctx, now - tctx->running_at);
 		if (tctx->waited_from)
 			record_wait(p, tctx, tctx->running_at - tctx->waited_from, tctx->running_at);

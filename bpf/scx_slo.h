@@ -14,6 +14,10 @@
 #define SLO_BUDGET_MAX_NS 10000000000ULL     /* 10 s */
 #define SLO_IMPORTANCE_MIN 1
 #define SLO_IMPORTANCE_MAX 100
+/* The kernel's task weight as sched_ext gives it (p->scx.weight): 100 at nice 0, 1-10000. */
+#define TASK_WEIGHT_DFL 100
+#define TASK_WEIGHT_MIN 1
+#define TASK_WEIGHT_MAX 10000
 #define SLO_MAP_MAX_ENTRIES 4096
 #define SLO_MAX_CGROUP_DEPTH 16
 

@@ -37,11 +37,61 @@ static void test_clamps(void)
 
 static void test_charge(void)
 {
-	CHECK(policy_charge(1 * MS, 100) == 1 * MS);   /* top importance pays wall time */
-	CHECK(policy_charge(1 * MS, 50) == 2 * MS);
-	CHECK(policy_charge(1 * MS, 1) == 100 * MS);
-	CHECK(policy_charge(1 * MS, 0) == 100 * MS);   /* clamped, never divides by zero */
-	CHECK(policy_charge(0, 90) == 0);
+	CHECK(policy_charge(1 * MS, 100, 100) == 1 * MS);   /* top importance pays wall time */
+	CHECK(policy_charge(1 * MS, 50, 100) == 2 * MS);
+	CHECK(policy_charge(1 * MS, 1, 100) == 100 * MS);
+	CHECK(policy_charge(1 * MS, 0, 100) == 100 * MS);   /* clamped, never divides by zero */
+	CHECK(policy_charge(0, 90, 100) == 0);
+	/* the task's own weight: nice 19 and SCHED_IDLE (1) pay a hundredfold */
+	CHECK(policy_charge(1 * MS, 100, 1) == 100 * MS);
+	CHECK(policy_charge(1 * MS, 50, 1) == 200 * MS);
+	CHECK(policy_charge(1 * MS, 100, 200) == MS / 2);
+	CHECK(policy_charge(1 * MS, 100, 0) == 100 * MS);          /* clamped to 1 */
+	CHECK(policy_charge(1 * MS, 100, 1000000) == MS / 100);    /* clamped to 10000 */
+}
+
+static void test_lag_cap(void)
+{
+	__u64 lag = 100 * MS, slice = 5 * MS;
+
+	CHECK(policy_lag_cap(lag, slice, 100) == lag);   /* nice 0: unchanged */
+	CHECK(policy_lag_cap(lag, slice, 300) == lag);   /* heavier: no more than nice 0 */
+	CHECK(policy_lag_cap(lag, slice, 50) == lag + 5 * MS);
+	CHECK(policy_lag_cap(lag, slice, 1) == lag + 495 * MS);
+	CHECK(policy_lag_cap(lag, slice, 0) == lag + 495 * MS);   /* clamped to 1 */
+}
+
+/*
+ * Two tasks that never sleep share one CPU: always the earlier deadline runs for a slice, is
+ * charged and queued again. Returns the share of CPU task b got.
+ */
+static double share_of_b(__u32 weight_a, __u32 weight_b)
+{
+	__u64 now = 0, slice = 5 * MS, lag = 100 * MS, budget = 100 * MS;
+	__u64 dl[2], ran[2] = { 0, 0 };
+	__u32 weight[2] = { weight_a, weight_b };
+	int i, t;
+
+	for (t = 0; t < 2; t++)
+		dl[t] = policy_deadline(0, now, budget, policy_lag_cap(lag, slice, weight[t]));
+	for (i = 0; i < 4000; i++) {
+		t = policy_before(dl[1], dl[0]) ? 1 : 0;
+		now += slice;
+		ran[t] += slice;
+		dl[t] += policy_charge(slice, 50, weight[t]);
+		dl[t] = policy_deadline(dl[t], now, budget, policy_lag_cap(lag, slice, weight[t]));
+	}
+	return (double)ran[1] / (double)(ran[0] + ran[1]);
+}
+
+/* Among tasks that burn CPU, shares follow the kernel's weights (nice >= 0) and nobody starves. */
+static void test_weighted_shares(void)
+{
+	double equal = share_of_b(100, 100), nice5 = share_of_b(100, 33), nice19 = share_of_b(100, 1);
+
+	CHECK(equal > 0.45 && equal < 0.55);
+	CHECK(nice5 > 0.20 && nice5 < 0.30);     /* the kernel: 33 / 133 = 0.25 */
+	CHECK(nice19 > 0.002 && nice19 < 0.02);  /* the kernel: about 0.015; here about 0.01 */
 }
 
 static void test_deadline(void)
@@ -82,7 +132,7 @@ static void test_burner_yields(void)
 
 	for (i = 0; i < 1000; i++) {
 		dl = policy_deadline(dl, now, 1 * MS, lag);
-		dl += policy_charge(1 * MS, 50);
+		dl += policy_charge(1 * MS, 50, TASK_WEIGHT_DFL);
 		now += 1 * MS;
 		ran += 1 * MS;
 	}
@@ -151,6 +201,8 @@ int main(int argc, char **argv)
 	}
 	test_clamps();
 	test_charge();
+	test_lag_cap();
+	test_weighted_shares();
 	test_deadline();
 	test_no_starvation();
 	test_burner_yields();

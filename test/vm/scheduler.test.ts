@@ -46,6 +46,19 @@ test("SLO and non-SLO cgroups both get CPU while both burn it", () => {
   assert.equal(scenario.stateAfterLoad, "enabled", "watchdog did not eject the scheduler");
 });
 
+test("nice and SCHED_IDLE hogs yield to nice-0 ones as under the fair class, and still run", () => {
+  assert.deepEqual(scenario.weightedExit, [0, 0, 0]);
+  const cpu = scenario.weightedCpuUsec as { nice0: number; nice19: number; idle: number };
+  console.log(
+    `# cpu over 2 s: nice 0 ${(cpu.nice0 / 1e6).toFixed(2)} s, nice 19 ${(cpu.nice19 / 1e6).toFixed(2)} s, SCHED_IDLE ${(cpu.idle / 1e6).toFixed(2)} s`,
+  );
+  // The kernel's weights give nice 0 about 68x nice 19; ask for a clear margin, not the ratio.
+  assert.ok(cpu.nice0 > 8 * cpu.nice19, `nice 0 ran ${cpu.nice0} us, nice 19 ${cpu.nice19} us`);
+  assert.ok(cpu.nice0 > 8 * cpu.idle, `nice 0 ran ${cpu.nice0} us, SCHED_IDLE ${cpu.idle} us`);
+  assert.ok(cpu.nice19 > 0 && cpu.idle > 0, "a low-weight task was starved");
+  assert.equal(scenario.stateAfterWeighted, "enabled", "watchdog did not eject the scheduler");
+});
+
 test("in-kernel stats show the SLO cgroup's waits, and forced misses are counted and streamed", () => {
   const s = scenario.stats;
   assert.ok(s, "the SLO cgroup has a stats entry");

@@ -13,9 +13,16 @@ export function scenarioRecorder(): { out: Record<string, unknown>; save: () => 
 export const sysfs = (f: string) => readFileSync(`/sys/kernel/sched_ext/${f}`, "utf8").trim();
 
 /** n stress-ng CPU hogs in the cgroup for the given seconds. */
-export function hogs(cgroup: string, n: number, seconds: number): Promise<Finished> {
+/** `wrapper` runs stress-ng under another command, e.g. ["nice", "-n", "19"]. */
+export function hogs(
+  cgroup: string,
+  n: number,
+  seconds: number,
+  wrapper: string[] = [],
+): Promise<Finished> {
   return waitFor(
     spawnInCgroup(cgroup, [
+      ...wrapper,
       "stress-ng",
       "--cpu",
       String(n),

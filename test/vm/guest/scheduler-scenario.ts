@@ -64,6 +64,30 @@ out.cpuUsec = {
   batch: readCpuStat("/t/batch").usage_usec! - before.batch,
 };
 await sleep(300);
+
+// No SLO anywhere here: the kernel's task weight (nice, SCHED_IDLE) must set the shares. Two hogs
+// each at nice 0, at nice 19 and under SCHED_IDLE, on 2 CPUs for 4 s. CPU is counted over a
+// window in the middle, while all of them run: a starved hog only exits once it runs, so totals
+// taken after the exits would hide who waited.
+const weighted = ["nice0", "nice19", "idle"] as const;
+for (const name of weighted) createCgroup(`/t/${name}`);
+const weightedUsage = () =>
+  Object.fromEntries(weighted.map((name) => [name, readCpuStat(`/t/${name}`).usage_usec!]));
+const weightedRuns = Promise.all([
+  hogs("/t/nice0", 2, 4),
+  hogs("/t/nice19", 2, 4, ["nice", "-n", "19"]),
+  hogs("/t/idle", 2, 4, ["chrt", "--idle", "0"]),
+]);
+await sleep(1000);
+const windowStart = weightedUsage();
+await sleep(2000);
+const windowEnd = weightedUsage();
+out.weightedExit = (await weightedRuns).map((r) => r.code);
+out.weightedCpuUsec = Object.fromEntries(
+  weighted.map((name) => [name, windowEnd[name]! - windowStart[name]!]),
+);
+out.stateAfterWeighted = sysfs("state");
+save();
 const stats = await session.stats();
 const mine = stats.cgroups.find((c) => c.cgroupId === sloId);
 out.stats = mine
