@@ -88,6 +88,15 @@ static inline __u64 policy_deadline(__u64 prev_dl, __u64 now, __u64 budget_ns, _
 }
 
 /*
+ * The budget a task is queued with: its own, up to SLO_QUEUE_BUDGET_MAX_NS. Misses are still
+ * counted against the whole budget; only the order stops short of the watchdog.
+ */
+static inline __u64 policy_queue_budget(__u64 budget_ns)
+{
+	return budget_ns < SLO_QUEUE_BUDGET_MAX_NS ? budget_ns : SLO_QUEUE_BUDGET_MAX_NS;
+}
+
+/*
  * Whether a waking task with deadline waker_dl should take the CPU of a running task with
  * deadline running_dl. Only when the running task is due more than one budget later: among tasks
  * due at about the same time, a context switch costs more than the order gains, so they wait

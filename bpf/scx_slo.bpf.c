@@ -317,7 +317,7 @@ static __always_inline u64 task_slice(const struct task_ctx *tctx)
 /* The deadline the task is queued with now (policy_deadline, with its weight's lag cap). */
 static __always_inline u64 queue_deadline(struct task_struct *p, struct task_ctx *tctx)
 {
-	return policy_deadline(tctx->deadline, now_ns(), tctx->budget_ns,
+	return policy_deadline(tctx->deadline, now_ns(), policy_queue_budget(tctx->budget_ns),
 			       policy_lag_cap(lag_cap_ns, task_slice(tctx), p->scx.weight));
 }
 
@@ -563,7 +563,8 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	tctx = task_slo(p);
 	if (!tctx) {
-		insert_by_deadline(p, max_slice_ns, now_ns() + default_budget_ns, enq_flags);
+		insert_by_deadline(p, max_slice_ns, now_ns() + policy_queue_budget(default_budget_ns),
+				   enq_flags);
 		return;
 	}
 	if (bw_hold(p, tctx, enq_flags))
@@ -607,7 +608,7 @@ static bool keep_prev(struct task_struct *prev)
 		return false;
 	now = now_ns();
 	dl = tctx->deadline + policy_charge(now - tctx->running_at, tctx->importance, prev->scx.weight);
-	dl = policy_deadline(dl, now, tctx->budget_ns,
+	dl = policy_deadline(dl, now, policy_queue_budget(tctx->budget_ns),
 			     policy_lag_cap(lag_cap_ns, task_slice(tctx), prev->scx.weight));
 	bpf_for_each(scx_dsq, head, SHARED_DSQ, 0) {
 		if (policy_before(head->scx.dsq_vtime, dl))

@@ -12,6 +12,11 @@
 /* Limits: the BPF side clamps to these even if user space writes the map directly. */
 #define SLO_BUDGET_MIN_NS 1000000ULL         /* 1 ms */
 #define SLO_BUDGET_MAX_NS 10000000000ULL     /* 10 s */
+/*
+ * Budgets beyond this sort as if they were this long (policy_queue_budget): a task queued with a
+ * 10 s deadline behind busy work would wait past the kernel's 5 s runnable-task watchdog.
+ */
+#define SLO_QUEUE_BUDGET_MAX_NS 1000000000ULL /* 1 s */
 #define SLO_IMPORTANCE_MIN 1
 #define SLO_IMPORTANCE_MAX 100
 /* The kernel's task weight as sched_ext gives it (p->scx.weight): 100 at nice 0, 1-10000. */

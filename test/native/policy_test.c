@@ -84,6 +84,19 @@ static double share_of_b(__u32 weight_a, __u32 weight_b)
 	return (double)ran[1] / (double)(ran[0] + ran[1]);
 }
 
+/* The furthest a queued task's deadline can lie ahead stays well inside the 5 s watchdog. */
+static void test_queue_budget(void)
+{
+	__u64 lag = 100 * MS, slice = 5 * MS, now = 1000 * MS, worst;
+
+	CHECK(policy_queue_budget(1 * MS) == 1 * MS);
+	CHECK(policy_queue_budget(500 * MS) == 500 * MS);
+	CHECK(policy_queue_budget(SLO_BUDGET_MAX_NS) == SLO_QUEUE_BUDGET_MAX_NS);
+	worst = policy_deadline(~0ULL / 2, now, policy_queue_budget(SLO_BUDGET_MAX_NS),
+				policy_lag_cap(lag, slice, 1));
+	CHECK(worst - now < 2000 * MS);
+}
+
 /* Among tasks that burn CPU, shares follow the kernel's weights (nice >= 0) and nobody starves. */
 static void test_weighted_shares(void)
 {
@@ -202,6 +215,7 @@ int main(int argc, char **argv)
 	test_clamps();
 	test_charge();
 	test_lag_cap();
+	test_queue_budget();
 	test_weighted_shares();
 	test_deadline();
 	test_no_starvation();

@@ -59,6 +59,15 @@ test("nice and SCHED_IDLE hogs yield to nice-0 ones as under the fair class, and
   assert.equal(scenario.stateAfterWeighted, "enabled", "watchdog did not eject the scheduler");
 });
 
+test("a 10 s budget beside busy work still runs before the kernel's 5 s watchdog", () => {
+  const long = scenario.longBudget as { exit: number[]; cpuUsec: number; state: string };
+  console.log(`# 10 s budget beside 4 hogs: ${(long.cpuUsec / 1e6).toFixed(2)} s of CPU in 7 s`);
+  assert.deepEqual(long.exit, [0, 0]);
+  assert.equal(long.state, "enabled", "the watchdog ejected the scheduler");
+  // Served last, about a slice a second; what matters is that it runs at all.
+  assert.ok(long.cpuUsec > 20_000, `the 10 s budget hog ran ${long.cpuUsec} us`);
+});
+
 test("in-kernel stats show the SLO cgroup's waits, and forced misses are counted and streamed", () => {
   const s = scenario.stats;
   assert.ok(s, "the SLO cgroup has a stats entry");

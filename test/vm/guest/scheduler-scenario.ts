@@ -88,6 +88,21 @@ out.weightedCpuUsec = Object.fromEntries(
 );
 out.stateAfterWeighted = sysfs("state");
 save();
+
+// The longest budget allowed (10 s) on a hog beside 4 hogs with the default budget, for 7 s: its
+// turn must come before the kernel's 5 s runnable-task watchdog gives up on the scheduler.
+const longId = createCgroup("/t/long");
+createCgroup("/t/busy");
+await session.set([{ cgroupId: longId, budgetNs: 10_000_000_000, importance: 50 }]);
+const longBefore = readCpuStat("/t/long").usage_usec!;
+const longRuns = await Promise.all([hogs("/t/long", 1, 7), hogs("/t/busy", 4, 7)]);
+out.longBudget = {
+  exit: longRuns.map((r) => r.code),
+  cpuUsec: readCpuStat("/t/long").usage_usec! - longBefore,
+  state: sysfs("state"),
+};
+await session.del([longId]);
+save();
 const stats = await session.stats();
 const mine = stats.cgroups.find((c) => c.cgroupId === sloId);
 out.stats = mine
