@@ -8,37 +8,30 @@
 
 #include "scx_slo.h"
 
+static inline __u64 policy_clamp(__u64 v, __u64 lo, __u64 hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 static inline __u64 policy_clamp_budget(__u64 budget_ns)
 {
-	if (budget_ns < SLO_BUDGET_MIN_NS)
-		return SLO_BUDGET_MIN_NS;
-	if (budget_ns > SLO_BUDGET_MAX_NS)
-		return SLO_BUDGET_MAX_NS;
-	return budget_ns;
+	return policy_clamp(budget_ns, SLO_BUDGET_MIN_NS, SLO_BUDGET_MAX_NS);
 }
 
 static inline __u32 policy_clamp_importance(__u32 importance)
 {
-	if (importance < SLO_IMPORTANCE_MIN)
-		return SLO_IMPORTANCE_MIN;
-	if (importance > SLO_IMPORTANCE_MAX)
-		return SLO_IMPORTANCE_MAX;
-	return importance;
+	return policy_clamp(importance, SLO_IMPORTANCE_MIN, SLO_IMPORTANCE_MAX);
+}
+
+static inline __u32 policy_clamp_weight(__u32 weight)
+{
+	return policy_clamp(weight, TASK_WEIGHT_MIN, TASK_WEIGHT_MAX);
 }
 
 /* Wrap-safe "a is earlier than b" for nanosecond clocks. */
 static inline int policy_before(__u64 a, __u64 b)
 {
 	return (__s64)(a - b) < 0;
-}
-
-static inline __u32 policy_clamp_weight(__u32 weight)
-{
-	if (weight < TASK_WEIGHT_MIN)
-		return TASK_WEIGHT_MIN;
-	if (weight > TASK_WEIGHT_MAX)
-		return TASK_WEIGHT_MAX;
-	return weight;
 }
 
 /*
