@@ -1,4 +1,5 @@
 // Pure: a results.json -> the Markdown report (and the plain-text p99 table run.ts prints).
+import { RT_ARM } from "./arms.js";
 import type { ResultsFile } from "./results.js";
 import {
   armsOf,
@@ -6,7 +7,6 @@ import {
   checkTargets,
   findCell,
   floorReference,
-  REFERENCE_ARM,
   stepsOf,
   summarize,
   workloadsOf,
@@ -149,7 +149,7 @@ export function renderReport(results: ResultsFile, opts: ReportOptions = {}): st
         "",
         "### Reference: the kernel's fastest wake-up",
         "",
-        `${REFERENCE_ARM} runs the critical workload as a SCHED_FIFO task under the fair class. The`,
+        `${RT_ARM} runs the critical workload as a SCHED_FIFO task under the fair class. The`,
         "real-time class runs before every other class and preempts at once, with the least work on",
         "the way, so its p99 is close to the floor this machine (and its emulator) puts under any arm.",
         `At bg=${floor.bg}: ${fmtUs(floor.rtP99)} us, ${fmtRatio(floor.rtVsFair)}x fair's p99; scx_slo's p99 is ${fmtRatio(floor.scxVsRt)}x it.`,

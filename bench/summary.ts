@@ -1,6 +1,6 @@
 // Pure: raw records -> one median-over-reps cell per (workload, arm, step), and the issue's
 // targets checked on those cells. Used by the report, the chart and run.ts's terminal table.
-import { ALL_ARMS } from "./arms.js";
+import { ALL_ARMS, RT_ARM } from "./arms.js";
 import type { BenchRecord, ResultsFile } from "./results.js";
 import { median } from "./stats.js";
 
@@ -22,8 +22,6 @@ export interface Cell {
 export const SCX_ARM = "scx_slo";
 export const BASE_ARM = "fair";
 export const TUNED_ARMS = ["fair-weight", "fair-idle"];
-/** Not a target: the critical workload as a SCHED_FIFO task, the kernel's fastest wake-up. */
-export const REFERENCE_ARM = "fair-rt";
 
 /** Arms in the order the project lists them, unknown ones after, alphabetically. */
 export function armOrder(arms: Iterable<string>): string[] {
@@ -250,10 +248,10 @@ export interface FloorReference {
 
 /** Where the SCHED_FIFO reference arm ran: its p99 at scx_slo's top step, against fair and scx_slo. */
 export function floorReference(cells: readonly Cell[], workload: string): FloorReference | null {
-  const rt = cells.filter((c) => c.workload === workload && c.arm === REFERENCE_ARM);
+  const rt = cells.filter((c) => c.workload === workload && c.arm === RT_ARM);
   if (!rt.length) return null;
   const top = Math.max(...rt.map((c) => c.bg));
-  const rtTop = findCell(cells, workload, REFERENCE_ARM, top)!;
+  const rtTop = findCell(cells, workload, RT_ARM, top)!;
   return {
     bg: top,
     rtP99: rtTop.p99_us,

@@ -277,8 +277,8 @@ static void bw_release_due(void)
 		}
 		tctx = lookup_task_ctx(p);
 		move_vtime_from(BPF_FOR_EACH_ITER, p,
-				tctx ? queue_deadline(p, tctx)
-				     : now_ns() + policy_queue_budget(default_budget_ns),
+				tctx ? queue_deadline(p, tctx, tctx->deadline, now_ns())
+				     : default_deadline(),
 				SHARED_DSQ);
 		/* It may not be allowed on this CPU: wake one it may use. */
 		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);

@@ -314,11 +314,21 @@ static __always_inline u64 task_slice(const struct task_ctx *tctx)
 	return policy_slice(tctx->budget_ns, max_slice_ns, min_slice_ns);
 }
 
-/* The deadline the task is queued with now (policy_deadline, with its weight's lag cap). */
-static __always_inline u64 queue_deadline(struct task_struct *p, struct task_ctx *tctx)
+/*
+ * The deadline a task with deadline dl so far is queued with at time now: policy_deadline with
+ * the queue budget and its weight's lag cap.
+ */
+static __always_inline u64 queue_deadline(struct task_struct *p, struct task_ctx *tctx, u64 dl,
+					  u64 now)
 {
-	return policy_deadline(tctx->deadline, now_ns(), policy_queue_budget(tctx->budget_ns),
+	return policy_deadline(dl, now, policy_queue_budget(tctx->budget_ns),
 			       policy_lag_cap(lag_cap_ns, task_slice(tctx), p->scx.weight));
+}
+
+/* The deadline of a task that has no task context (its storage could not be allocated). */
+static __always_inline u64 default_deadline(void)
+{
+	return now_ns() + policy_queue_budget(default_budget_ns);
 }
 
 #include "cpu_max.bpf.h"
@@ -529,7 +539,7 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 	/* A cgroup over its cpu.max quota is held in ops.enqueue, so nothing is dispatched here. */
 	if (!tctx || bw_exhausted(tctx))
 		return cpu;
-	tctx->deadline = queue_deadline(p, tctx);
+	tctx->deadline = queue_deadline(p, tctx, tctx->deadline, now_ns());
 	if (is_idle) {
 		struct slo_counters *cnt = counters();
 
@@ -563,8 +573,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	tctx = task_slo(p);
 	if (!tctx) {
-		insert_by_deadline(p, max_slice_ns, now_ns() + policy_queue_budget(default_budget_ns),
-				   enq_flags);
+		insert_by_deadline(p, max_slice_ns, default_deadline(), enq_flags);
 		return;
 	}
 	if (bw_hold(p, tctx, enq_flags))
@@ -580,7 +589,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 #endif
-	tctx->deadline = queue_deadline(p, tctx);
+	tctx->deadline = queue_deadline(p, tctx, tctx->deadline, now_ns());
 	if (tctx->has_slo && place_now(p, tctx, enq_flags))
 		return;
 	insert_by_deadline(p, task_slice(tctx), tctx->deadline, enq_flags);
@@ -608,8 +617,7 @@ static bool keep_prev(struct task_struct *prev)
 		return false;
 	now = now_ns();
 	dl = tctx->deadline + policy_charge(now - tctx->running_at, tctx->importance, prev->scx.weight);
-	dl = policy_deadline(dl, now, policy_queue_budget(tctx->budget_ns),
-			     policy_lag_cap(lag_cap_ns, task_slice(tctx), prev->scx.weight));
+	dl = queue_deadline(prev, tctx, dl, now);
 	bpf_for_each(scx_dsq, head, SHARED_DSQ, 0) {
 		if (policy_before(head->scx.dsq_vtime, dl))
 			return false;
