@@ -24,14 +24,15 @@ ts: deps
 
 ## bpf: the scheduler object (clang-19, vmlinux.h from the cached kernel's BTF)
 bpf: $(BUILD)/scx_slo.bpf.o
-$(BUILD)/scx_slo.bpf.o: bpf/scx_slo.bpf.c bpf/scx_slo.h bpf/policy.h bpf/cpu_max.bpf.h | setup
+BPF_HEADERS := $(wildcard bpf/*.h)
+$(BUILD)/scx_slo.bpf.o: bpf/scx_slo.bpf.c $(BPF_HEADERS) | setup
 	@mkdir -p $(BUILD)
 	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -I$(KERNEL_DIR) -Ibpf \
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
 
 ## the same scheduler with test hooks (watchdog tests); never loaded outside tests
 bpf: $(BUILD)/scx_slo_test.bpf.o
-$(BUILD)/scx_slo_test.bpf.o: bpf/scx_slo.bpf.c bpf/scx_slo.h bpf/policy.h bpf/cpu_max.bpf.h | setup
+$(BUILD)/scx_slo_test.bpf.o: bpf/scx_slo.bpf.c $(BPF_HEADERS) | setup
 	@mkdir -p $(BUILD)
 	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DSCX_SLO_TEST_HOOKS -I$(KERNEL_DIR) -Ibpf \
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@

@@ -100,6 +100,28 @@ static inline int policy_should_preempt(__u64 running_dl, __u64 waker_dl, __u64 
 	return policy_before(waker_dl + waker_budget_ns, running_dl);
 }
 
+/* A share of the whole machine, in fixed point: SHARE_ONE is all of it. */
+#define SHARE_ONE (1ULL << 20)
+
+/*
+ * One level down the cpu controller's tree: an entity (a cgroup or a task) of weight w, among
+ * runnable entities whose weights sum to sum, gets w / sum of its parent's share.
+ */
+static inline __u64 policy_share_step(__u64 share, __u32 weight, __u64 sum)
+{
+	return sum > weight ? share * weight / sum : share;
+}
+
+/*
+ * The weight CPU time is charged at for a task whose share of the machine is share, on cpus
+ * CPUs: 100 (nice 0) when the share is exactly one CPU, so a task that gets its share pays wall
+ * time; less for a smaller share (it pays more for the same time), more for a larger one.
+ */
+static inline __u32 policy_share_weight(__u64 share, __u32 cpus)
+{
+	return policy_clamp_weight(share * cpus * TASK_WEIGHT_DFL / SHARE_ONE);
+}
+
 /* Time slice: bounded by the budget so an SLO task never holds a CPU past its own latency goal. */
 static inline __u64 policy_slice(__u64 budget_ns, __u64 max_slice_ns, __u64 min_slice_ns)
 {

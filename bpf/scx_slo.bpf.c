@@ -10,11 +10,13 @@
  * Every runnable task carries a deadline: when it is queued, at least now + budget. While it
  * runs, the CPU it uses is charged to its deadline, scaled by 100 / importance, so a cgroup that
  * burns CPU pushes its own deadline out and yields to others in proportion to how little it
- * matters; the debt is kept across sleeps but capped, so it expires. A task's own weight (nice,
- * SCHED_IDLE) scales the charge too, and a lighter task's cap lies further out, so among tasks
- * that all burn CPU the shares follow the kernel's weights (policy_lag_cap). A cgroup's
- * cpu.weight is not applied. When a slice ends, the task keeps its CPU while its charged
- * deadline is still the earliest. All tasks share one queue
+ * matters; the debt is kept across sleeps but capped, so it expires. The charge is also scaled by
+ * the task's share of the machine as the fair class would divide it: by each cgroup's cpu.weight
+ * (Kubernetes: CPU requests) among the cgroups with runnable tasks, then by the task's own weight
+ * (nice, SCHED_IDLE) within its cgroup (cgroup_share.bpf.h). A task that gets its share pays wall
+ * time; one that takes more falls behind, and a lighter task's cap lies further out, so among
+ * tasks that all burn CPU the shares follow those weights (policy_lag_cap). When a slice ends,
+ * the task keeps its CPU while its charged deadline is still the earliest. All tasks share one queue
  * ordered by deadline and each CPU runs the earliest. Work without an SLO sorts after SLO work,
  * but its deadlines keep coming due (100 ms by default), so it is slowed, never starved, and the
  * kernel's runnable-task watchdog never fires because of the policy.
@@ -98,6 +100,9 @@ void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
 s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
 bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
+u32 bpf_cpumask_weight(const struct cpumask *cpumask) __ksym;
+const struct cpumask *scx_bpf_get_online_cpumask(void) __ksym;
+void scx_bpf_put_cpumask(const struct cpumask *cpumask) __ksym;
 
 static __always_inline void insert_local(struct task_struct *p, u64 slice, u64 enq_flags)
 {
@@ -206,6 +211,9 @@ struct task_ctx {
 	u64 waited_from;    /* start of the wait that ended at running_at (SLO tasks), 0 if none */
 	u64 bw_gen;         /* bw_gen when bw_limited was found out (cpu_max.bpf.h), 0: not yet */
 	u32 bw_limited;     /* own_cgid has a cpu.max entry */
+	u64 share_cgid;     /* cpu cgroup whose sum counts this task while runnable, 0 if none */
+	u32 share_weight;   /* the weight counted there */
+	u32 charge_weight;  /* the weight its CPU time was last charged at (cgroup_share.bpf.h) */
 };
 
 struct {
@@ -314,6 +322,12 @@ static __always_inline u64 task_slice(const struct task_ctx *tctx)
 	return policy_slice(tctx->budget_ns, max_slice_ns, min_slice_ns);
 }
 
+/* The weight its CPU time was last charged at (cgroup_share.bpf.h); its own until it first stops. */
+static __always_inline u32 charge_weight(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	return tctx->charge_weight ? tctx->charge_weight : p->scx.weight;
+}
+
 /*
  * The deadline a task with deadline dl so far is queued with at time now: policy_deadline with
  * the queue budget and its weight's lag cap.
@@ -322,7 +336,7 @@ static __always_inline u64 queue_deadline(struct task_struct *p, struct task_ctx
 					  u64 now)
 {
 	return policy_deadline(dl, now, policy_queue_budget(tctx->budget_ns),
-			       policy_lag_cap(lag_cap_ns, task_slice(tctx), p->scx.weight));
+			       policy_lag_cap(lag_cap_ns, task_slice(tctx), charge_weight(p, tctx)));
 }
 
 /* The deadline of a task that has no task context (its storage could not be allocated). */
@@ -332,6 +346,7 @@ static __always_inline u64 default_deadline(void)
 }
 
 #include "cpu_max.bpf.h"
+#include "cgroup_share.bpf.h"
 
 /* ---- measurement ----------------------------------------------------------------------- */
 
@@ -616,7 +631,8 @@ static bool keep_prev(struct task_struct *prev)
 	if (!tctx || !tctx->running_at || task_bw(tctx))
 		return false;
 	now = now_ns();
-	dl = tctx->deadline + policy_charge(now - tctx->running_at, tctx->importance, prev->scx.weight);
+	dl = tctx->deadline +
+	     policy_charge(now - tctx->running_at, tctx->importance, charge_weight(prev, tctx));
 	dl = queue_deadline(prev, tctx, dl, now);
 	bpf_for_each(scx_dsq, head, SHARED_DSQ, 0) {
 		if (policy_before(head->scx.dsq_vtime, dl))
@@ -639,13 +655,27 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 	move_to_local(SHARED_DSQ);
 }
 
-/* The wait starts here; the SLO is resolved by select_cpu or enqueue, which come next. */
+/*
+ * The wait starts here; the SLO is resolved by select_cpu or enqueue, which come next. The task
+ * now counts in its cgroup's share.
+ */
 void BPF_STRUCT_OPS(slo_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
+	if (!tctx)
+		return;
+	tctx->runnable_at = now_ns();
+	share_enter(p, tctx);
+}
+
+/* Asleep, exiting, or about to change cgroup or weight (then runnable follows at once). */
+void BPF_STRUCT_OPS(slo_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
 	if (tctx)
-		tctx->runnable_at = now_ns();
+		share_leave(tctx);
 }
 
 /*
@@ -681,7 +711,10 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	if (!tctx)
 		return;
 	if (tctx->running_at) {
-		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance, p->scx.weight);
+		/* Still counted in its cgroup here: quiescent comes after stopping. */
+		tctx->charge_weight = share_weight(p, tctx);
+		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance,
+						tctx->charge_weight);
 		bw_charge(tctx, now - tctx->running_at);
 		if (tctx->waited_from)
 			record_wait(p, tctx, tctx->running_at - tctx->waited_from, tctx->running_at);
@@ -703,6 +736,7 @@ void BPF_STRUCT_OPS(slo_cgroup_exit, struct cgroup *cgrp)
 {
 	u64 id = BPF_CORE_READ(cgrp, kn, id);
 
+	share_cgroup_exit(cgrp);
 	if (BPF_CORE_READ(cgrp, self.flags) & CSS_ONLINE)
 		return;
 
@@ -711,13 +745,22 @@ void BPF_STRUCT_OPS(slo_cgroup_exit, struct cgroup *cgrp)
 	bpf_map_delete_elem(&bw_map, &id);
 }
 
-/* cpu.max: the kernel hands each cgroup's limit to the scheduler (see cpu_max.bpf.h). */
+/*
+ * The kernel hands each cgroup's cpu.weight (cgroup_share.bpf.h) and cpu.max limit (cpu_max.bpf.h)
+ * to the scheduler.
+ */
 s32 BPF_STRUCT_OPS_SLEEPABLE(slo_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
 {
+	share_cgroup_init(cgrp, args->weight);
 	/* The bandwidth fields arrived with cgroup_set_bandwidth (6.17); older kernels lack both. */
 	if (bpf_core_field_exists(args->bw_quota_us))
 		bw_set(cgrp, args->bw_period_us, args->bw_quota_us);
 	return 0;
+}
+
+void BPF_STRUCT_OPS(slo_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+	share_cgroup_set_weight(cgrp, weight);
 }
 
 void BPF_STRUCT_OPS(slo_cgroup_set_bandwidth, struct cgroup *cgrp, u64 period_us, u64 quota_us,
@@ -750,6 +793,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(slo_init)
 #endif
 	if (bw_init())
 		return -ENOMEM;
+	share_init();
 	return scx_bpf_create_dsq(SHARED_DSQ, -1);
 }
 
@@ -774,11 +818,13 @@ struct sched_ext_ops slo_ops = {
 	.enqueue = (void *)slo_enqueue,
 	.dispatch = (void *)slo_dispatch,
 	.runnable = (void *)slo_runnable,
+	.quiescent = (void *)slo_quiescent,
 	.running = (void *)slo_running,
 	.stopping = (void *)slo_stopping,
 	.init_task = (void *)slo_init_task,
 	.cgroup_init = (void *)slo_cgroup_init,
 	.cgroup_exit = (void *)slo_cgroup_exit,
+	.cgroup_set_weight = (void *)slo_cgroup_set_weight,
 	.cgroup_set_bandwidth = (void *)slo_cgroup_set_bandwidth,
 	.init = (void *)slo_init,
 	.exit = (void *)slo_exit,

@@ -260,8 +260,12 @@ static struct bpf_object *open_object(const char *pin_dir, const struct load_opt
 			*ops_map = map;
 			continue;
 		}
-		/* .rodata/.bss, per-CPU and per-task scratch: state of one load, never carried over */
-		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor"))
+		/*
+		 * .rodata/.bss, per-CPU and per-task scratch, and the cgroup share sums that
+		 * ops.cgroup_init rebuilds at every attach: state of one load, never carried over.
+		 */
+		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor") ||
+		    !strcmp(name, "cg_share_map"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
 		if (!shared) {

@@ -107,6 +107,80 @@ static void test_weighted_shares(void)
 	CHECK(nice19 > 0.002 && nice19 < 0.02);  /* the kernel: about 0.015; here about 0.01 */
 }
 
+static void test_share_arithmetic(void)
+{
+	/* a cgroup of weight 300 beside one of 100, then one of two equal tasks in it */
+	__u64 heavy = policy_share_step(SHARE_ONE, 300, 400);
+
+	CHECK(heavy == SHARE_ONE * 3 / 4);
+	CHECK(policy_share_step(heavy, 100, 200) == SHARE_ONE * 3 / 8);
+	/* alone at its level (or a sum not yet caught up): the whole of the parent's share */
+	CHECK(policy_share_step(SHARE_ONE, 100, 100) == SHARE_ONE);
+	CHECK(policy_share_step(SHARE_ONE, 100, 0) == SHARE_ONE);
+	/* exactly one CPU's worth is charged as nice 0; half a CPU pays double */
+	CHECK(policy_share_weight(SHARE_ONE / 2, 2) == TASK_WEIGHT_DFL);
+	CHECK(policy_share_weight(SHARE_ONE / 4, 2) == TASK_WEIGHT_DFL / 2);
+	CHECK(policy_share_weight(SHARE_ONE, 2) == 2 * TASK_WEIGHT_DFL);
+	CHECK(policy_share_weight(0, 2) == TASK_WEIGHT_MIN);   /* never free, never zero */
+}
+
+/*
+ * Tasks that never sleep, in two cgroups of weights cg_weight[0..1] with n[0..1] tasks each, on
+ * two CPUs: each round the two earliest deadlines run a slice, are charged at the weight their
+ * cgroup's share gives them, and are queued again. Returns the CPU cgroup 0 got, in CPUs.
+ */
+static double cgroup0_cpus(const __u32 cg_weight[2], const int n[2])
+{
+	__u64 now = 0, slice = 5 * MS, lag = 100 * MS, budget = 100 * MS, ran0 = 0, total = 0;
+	__u64 dl[16];
+	__u32 w[16];
+	int cg[16], nr = n[0] + n[1], i, t, round;
+
+	for (t = 0; t < nr; t++) {
+		__u64 share;
+
+		cg[t] = t < n[0] ? 0 : 1;
+		share = policy_share_step(SHARE_ONE, cg_weight[cg[t]], cg_weight[0] + cg_weight[1]);
+		share = policy_share_step(share, TASK_WEIGHT_DFL, (__u64)n[cg[t]] * TASK_WEIGHT_DFL);
+		w[t] = policy_share_weight(share, 2);
+		dl[t] = policy_deadline(0, now, budget, policy_lag_cap(lag, slice, w[t]));
+	}
+	for (round = 0; round < 4000; round++) {
+		int pick[2] = { -1, -1 };
+
+		for (i = 0; i < 2; i++)
+			for (t = 0; t < nr; t++)
+				if (t != pick[0] && (pick[i] < 0 || policy_before(dl[t], dl[pick[i]])))
+					pick[i] = t;
+		now += slice;
+		for (i = 0; i < 2; i++) {
+			t = pick[i];
+			total += slice;
+			if (cg[t] == 0)
+				ran0 += slice;
+			dl[t] += policy_charge(slice, 50, w[t]);
+			dl[t] = policy_deadline(dl[t], now, budget, policy_lag_cap(lag, slice, w[t]));
+		}
+	}
+	return 2.0 * (double)ran0 / (double)total;
+}
+
+/* cpu.weight divides CPU between cgroups whatever their number of tasks, as the fair class does. */
+static void test_cgroup_shares(void)
+{
+	const __u32 w300_100[2] = { 300, 100 }, w100_100[2] = { 100, 100 }, w1_100[2] = { 1, 100 };
+	const int two_four[2] = { 2, 4 }, one_six[2] = { 1, 6 }, four_four[2] = { 4, 4 };
+	double heavy = cgroup0_cpus(w300_100, two_four);
+	double lone = cgroup0_cpus(w100_100, one_six);
+	double besteffort = cgroup0_cpus(w1_100, four_four);
+
+	CHECK(heavy > 1.4 && heavy < 1.6);   /* the fair class: 1.5 of 2 CPUs (by tasks: 0.67) */
+	CHECK(lone > 0.9 && lone < 1.05);    /* 1 of 2: one task beside six (by tasks: 0.29) */
+	CHECK(besteffort > 0.001 && besteffort < 0.1);   /* slowed to a trickle, never starved */
+	printf("cgroup shares: 300:100 -> %.3f CPUs, 1 task vs 6 -> %.3f, 1:100 -> %.4f\n", heavy,
+	       lone, besteffort);
+}
+
 static void test_deadline(void)
 {
 	__u64 now = 1000 * MS, lag = 100 * MS;
@@ -217,6 +291,8 @@ int main(int argc, char **argv)
 	test_lag_cap();
 	test_queue_budget();
 	test_weighted_shares();
+	test_share_arithmetic();
+	test_cgroup_shares();
 	test_deadline();
 	test_no_starvation();
 	test_burner_yields();

@@ -1,7 +1,8 @@
 // Shared by the in-guest scenario scripts: where results go, sched_ext's sysfs, CPU hogs.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { spawnInCgroup, waitFor, type Finished } from "../../../src/util/process.js";
+import { readCpuStat } from "../../../src/cgroup/cgroupfs.js";
+import { sleep, spawnInCgroup, waitFor, type Finished } from "../../../src/util/process.js";
 
 /** The scenario's findings, written to $SCXVM_OUT/scenario.json on every save(). */
 export function scenarioRecorder(): { out: Record<string, unknown>; save: () => void } {
@@ -33,4 +34,28 @@ export function hogs(
       "-q",
     ]),
   );
+}
+
+export interface HogGroup {
+  cgroup: string;
+  hogs: number;
+  wrapper?: string[];
+}
+
+/**
+ * CPU each cgroup used, in microseconds, over a 2 s window while the hogs of every group run (4 s
+ * in all; the window starts after 1 s, once all are queued). A starved hog only exits once it has
+ * run, so totals taken after the exits would hide who waited.
+ */
+export async function cpuOverWindow(
+  groups: HogGroup[],
+): Promise<{ exits: number[]; cpuUsec: number[] }> {
+  const runs = Promise.all(groups.map((g) => hogs(g.cgroup, g.hogs, 4, g.wrapper)));
+  const usage = () => groups.map((g) => readCpuStat(g.cgroup).usage_usec!);
+  await sleep(1000);
+  const start = usage();
+  await sleep(2000);
+  const end = usage();
+  const exits = (await runs).map((r) => r.code ?? -1);
+  return { exits, cpuUsec: end.map((u, i) => u - start[i]!) };
 }

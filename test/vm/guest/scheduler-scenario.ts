@@ -1,8 +1,14 @@
 // Runs inside the sched_ext VM (driven by test/vm/scheduler.test.ts): loads scx_slo, exercises it
 // with real processes in real cgroups, and writes what it observed to $SCXVM_OUT/scenario.json.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { createCgroup, readCpuStat, removeCgroup } from "../../../src/cgroup/cgroupfs.js";
+import { existsSync, mkdirSync } from "node:fs";
+import {
+  cgroupDir,
+  createCgroup,
+  readCpuStat,
+  removeCgroup,
+  writeCgroupFile,
+} from "../../../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
   loadScheduler,
@@ -14,7 +20,7 @@ import {
 } from "../../../src/sched/loader.js";
 import { StandbyScheduler } from "../../../src/sched/standby.js";
 import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
-import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
+import { cpuOverWindow, hogs, scenarioRecorder, sysfs, type HogGroup } from "./scenario.js";
 
 const { out, save } = scenarioRecorder();
 const paths = defaultLoaderPaths();
@@ -32,8 +38,38 @@ function runFor(cgroup: string, argv: string[]) {
   return waitFor(spawnInCgroup(cgroup, argv));
 }
 
+// cpu.weight, which Kubernetes sets from CPU requests: 2 hogs in a cgroup of weight 300, 4 in one
+// of 100 and 1 in one of weight 1 (what a BestEffort pod gets). CPU is counted over 2 s under the
+// kernel's fair class, as the reference; then scx_slo is loaded while they run (tasks already
+// runnable at attach must count in their cgroups too) and the same is counted under it.
+const weightGroups: (HogGroup & { weight: string })[] = [
+  { cgroup: "/t/heavy", hogs: 2, weight: "300" },
+  { cgroup: "/t/light", hogs: 4, weight: "100" },
+  { cgroup: "/t/besteffort", hogs: 1, weight: "1" },
+];
+for (const g of weightGroups) {
+  createCgroup(g.cgroup);
+  writeCgroupFile(g.cgroup, "cpu.weight", g.weight);
+}
+const weightUsage = () => weightGroups.map((g) => readCpuStat(g.cgroup).usage_usec!);
+const usageSince = (start: number[]) => weightUsage().map((u, i) => u - start[i]!);
+const hogsStarted = Date.now();
+const weightRuns = Promise.all(weightGroups.map((g) => hogs(g.cgroup, g.hogs, 12)));
+await sleep(1000);
+const fairStart = weightUsage();
+await sleep(2000);
+out.cgroupWeightsFair = { cpuUsec: usageSince(fairStart) };
+
 out.stateBefore = sysfs("state");
 await loadScheduler(paths);
+await sleep(1000);
+const sloStart = weightUsage();
+await sleep(2000);
+out.cgroupWeights = {
+  cpuUsec: usageSince(sloStart),
+  windowInsideRun: Date.now() - hogsStarted < 11_500,
+  exits: (await weightRuns).map((r) => r.code),
+};
 out.stateLoaded = sysfs("state");
 out.opsLoaded = sysfs("root/ops");
 const enableSeq = sysfs("enable_seq");
@@ -66,27 +102,26 @@ out.cpuUsec = {
 await sleep(300);
 
 // No SLO anywhere here: the kernel's task weight (nice, SCHED_IDLE) must set the shares. Two hogs
-// each at nice 0, at nice 19 and under SCHED_IDLE, on 2 CPUs for 4 s. CPU is counted over a
-// window in the middle, while all of them run: a starved hog only exits once it runs, so totals
-// taken after the exits would hide who waited.
+// each at nice 0, at nice 19 and under SCHED_IDLE, on 2 CPUs. They sit in child cgroups of /t/mix
+// without the cpu controller (mkdir, not createCgroup), so to the kernel they are one cpu.weight
+// entity, as processes of one container are; that only lets cpu.stat count each kind apart.
+createCgroup("/t/mix");
 const weighted = ["nice0", "nice19", "idle"] as const;
-for (const name of weighted) createCgroup(`/t/${name}`);
-const weightedUsage = () =>
-  Object.fromEntries(weighted.map((name) => [name, readCpuStat(`/t/${name}`).usage_usec!]));
-const weightedRuns = Promise.all([
-  hogs("/t/nice0", 2, 4),
-  hogs("/t/nice19", 2, 4, ["nice", "-n", "19"]),
-  hogs("/t/idle", 2, 4, ["chrt", "--idle", "0"]),
+for (const name of weighted) mkdirSync(cgroupDir(`/t/mix/${name}`), { recursive: true });
+const weightedRun = await cpuOverWindow([
+  { cgroup: "/t/mix/nice0", hogs: 2 },
+  { cgroup: "/t/mix/nice19", hogs: 2, wrapper: ["nice", "-n", "19"] },
+  { cgroup: "/t/mix/idle", hogs: 2, wrapper: ["chrt", "--idle", "0"] },
 ]);
-await sleep(1000);
-const windowStart = weightedUsage();
-await sleep(2000);
-const windowEnd = weightedUsage();
-out.weightedExit = (await weightedRuns).map((r) => r.code);
-out.weightedCpuUsec = Object.fromEntries(
-  weighted.map((name) => [name, windowEnd[name]! - windowStart[name]!]),
-);
+out.weightedExit = weightedRun.exits;
+out.weightedCpuUsec = Object.fromEntries(weighted.map((name, i) => [name, weightedRun.cpuUsec[i]]));
 out.stateAfterWeighted = sysfs("state");
+save();
+
+// A live change of weight (heavy down to light's 100) must even out the two cgroups' CPU.
+writeCgroupFile("/t/heavy", "cpu.weight", "100");
+out.cgroupWeightsChanged = await cpuOverWindow(weightGroups.slice(0, 2));
+out.stateAfterCgroupWeights = sysfs("state");
 save();
 
 // The longest budget allowed (10 s) on a hog beside 4 hogs with the default budget, for 7 s: its
