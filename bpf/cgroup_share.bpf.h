@@ -10,12 +10,13 @@
  * weight over the sum in its parent, and a task its own weight over the sum in its cgroup, where a
  * cgroup's sum counts its runnable tasks and its active children (those with runnable tasks
  * below them). The sums follow tasks becoming runnable and quiescent (share_enter/share_leave)
- * with atomic updates, so CPUs keep them without a lock.
+ * with atomic updates; a cgroup's count of what is active in it changes under its lock
+ * (cg_count), so that a change of state and the weight it carries up go together.
  *
  * The share, in CPUs, times the default task weight is the weight a task's CPU time is charged at
- * (ops.stopping). A task that gets exactly its share pays wall time, as a lone nice-0 task always
- * did; one that gets more falls behind in deadline order, one that gets less goes first. Among
- * tasks of one cgroup that leaves the task weight (nice) in charge, as before.
+ * (ops.stopping). A task that gets exactly its share is charged as a lone nice-0 task always was
+ * (wall time, times 100 / importance); one that gets more falls behind in deadline order, one that
+ * gets less goes first. Within one cgroup that leaves the task weight (nice) in charge, as before.
  *
  * Included by scx_slo.bpf.c after its helpers.
  */
@@ -27,13 +28,19 @@
 /* The cgroup2 root's id (its directory's inode number). */
 #define CGROUP_ROOT_ID 1
 
-/* One cgroup of the cpu controller's tree. */
+/*
+ * One cgroup of the cpu controller's tree. Changes to sum are deltas that commute, so they are
+ * plain atomic adds from any CPU. Whether the cgroup is active, and with which weight it counts
+ * in its parent, must change together, so nr_active and weight change under the lock only: an
+ * activation then always adds what the next deactivation takes back, in whatever order the two
+ * reach the parent.
+ */
 struct cg_share {
-	u64 parent_id;         /* 0 for the root */
-	u64 sum;               /* weights of the runnable tasks here and of the active children */
-	s64 nr_active;         /* runnable tasks here + active children */
-	u32 weight;            /* cpu.weight */
-	u32 weight_in_parent;  /* what this cgroup added to its parent's sum, 0 while inactive */
+	struct bpf_spin_lock lock;
+	u32 weight;      /* cpu.weight; counted in the parent's sum while active */
+	u64 parent_id;   /* 0 for the root */
+	s64 sum;         /* weights of the runnable tasks here and of the active children */
+	s64 nr_active;   /* runnable tasks here + active children; below 0 for a moment at most */
 };
 
 /* State of one load only (rebuilt by ops.cgroup_init at every attach), so never pinned. */
@@ -47,10 +54,15 @@ struct {
 /* Online CPUs when the scheduler attached: the machine that shares divide (ops.init). */
 u32 share_cpus = 1;
 
-/* The task's cgroup on the cpu controller's tree (its own, or the nearest ancestor with cpu). */
+/*
+ * The task's cgroup on the cpu controller's tree (its own, or the nearest ancestor with cpu). An
+ * autogroup (a session of a task in the root cgroup) has no cgroup; the kernel counts it as root.
+ */
 static __always_inline u64 task_cpu_cgid(const struct task_struct *p)
 {
-	return p->sched_task_group->css.cgroup->kn->id;
+	struct cgroup *cgrp = p->sched_task_group->css.cgroup;
+
+	return cgrp ? cgrp->kn->id : CGROUP_ROOT_ID;
 }
 
 static __always_inline struct cg_share *cg_share_of(u64 id)
@@ -59,42 +71,41 @@ static __always_inline struct cg_share *cg_share_of(u64 id)
 }
 
 /*
- * A cgroup became active: add it to its parent, and on up while each parent becomes active in
- * turn. weight_in_parent is swapped, not just set, because a concurrent deactivation can run
- * first and subtract nothing; what it left behind is taken back here.
+ * cg gains (delta 1) or loses (delta -1) one runnable task or active child. Returns what that
+ * changes in its parent's sum: its weight when cg became active, minus it when cg became
+ * inactive, else 0. A loss can reach the parent before the gain it follows; the count then dips
+ * below 0 and back, and neither step is a change of state.
  */
-static void share_activate_up(struct cg_share *cg)
+static s64 cg_count(struct cg_share *cg, s64 delta)
 {
-	int i;
+	s64 nr, up = 0;
 
-	bpf_for(i, 0, SLO_MAX_CGROUP_DEPTH) {
-		struct cg_share *parent = cg_share_of(cg->parent_id);
-		u32 w = cg->weight, old;
-
-		if (!parent)
-			return;
-		old = __sync_lock_test_and_set(&cg->weight_in_parent, w);
-		__sync_fetch_and_add(&parent->sum, (u64)w - old);
-		if (__sync_fetch_and_add(&parent->nr_active, 1) != 0)
-			return;
-		cg = parent;
-	}
+	bpf_spin_lock(&cg->lock);
+	nr = cg->nr_active + delta;
+	cg->nr_active = nr;
+	if (delta > 0 && nr == 1)
+		up = cg->weight;
+	else if (delta < 0 && nr == 0)
+		up = -(s64)cg->weight;
+	bpf_spin_unlock(&cg->lock);
+	return up;
 }
 
-static void share_deactivate_up(struct cg_share *cg)
+/* Carries a change of cg's state up the tree, as far as it changes each ancestor's. */
+static void share_propagate(struct cg_share *cg, s64 up)
 {
 	int i;
 
 	bpf_for(i, 0, SLO_MAX_CGROUP_DEPTH) {
-		struct cg_share *parent = cg_share_of(cg->parent_id);
-		u32 old;
+		struct cg_share *parent;
 
+		if (!up)
+			return;
+		parent = cg_share_of(cg->parent_id);
 		if (!parent)
 			return;
-		old = __sync_lock_test_and_set(&cg->weight_in_parent, 0);
-		__sync_fetch_and_sub(&parent->sum, (u64)old);
-		if (__sync_fetch_and_sub(&parent->nr_active, 1) != 1)
-			return;
+		__sync_fetch_and_add(&parent->sum, up);
+		up = cg_count(parent, up > 0 ? 1 : -1);
 		cg = parent;
 	}
 }
@@ -107,9 +118,8 @@ static void share_leave(struct task_ctx *tctx)
 	tctx->share_cgid = 0;
 	if (!cg)
 		return;
-	__sync_fetch_and_sub(&cg->sum, (u64)tctx->share_weight);
-	if (__sync_fetch_and_sub(&cg->nr_active, 1) == 1)
-		share_deactivate_up(cg);
+	__sync_fetch_and_sub(&cg->sum, (s64)tctx->share_weight);
+	share_propagate(cg, cg_count(cg, -1));
 }
 
 /*
@@ -128,9 +138,8 @@ static void share_enter(struct task_struct *p, struct task_ctx *tctx)
 		return;
 	tctx->share_cgid = id;
 	tctx->share_weight = w;
-	__sync_fetch_and_add(&cg->sum, (u64)w);
-	if (__sync_fetch_and_add(&cg->nr_active, 1) == 0)
-		share_activate_up(cg);
+	__sync_fetch_and_add(&cg->sum, (s64)w);
+	share_propagate(cg, cg_count(cg, 1));
 }
 
 /*
@@ -147,7 +156,9 @@ static u32 share_weight(struct task_struct *p, struct task_ctx *tctx)
 	if (!cg)
 		return p->scx.weight;
 	bpf_for(i, 0, SLO_MAX_CGROUP_DEPTH) {
-		share = policy_share_step(share, w, cg->sum);
+		s64 sum = cg->sum;
+
+		share = policy_share_step(share, w, sum > 0 ? sum : 0);
 		w = cg->weight;
 		cg = cg_share_of(cg->parent_id);
 		if (!cg)
@@ -174,36 +185,41 @@ static s32 share_cgroup_init(struct cgroup *cgrp, u32 weight)
 	return 0;
 }
 
+/* A live cpu.weight change: an active cgroup's part of its parent's sum changes with it. */
 static void share_cgroup_set_weight(struct cgroup *cgrp, u32 weight)
 {
 	struct cg_share *cg = cg_share_of(cgrp->kn->id);
 	struct cg_share *parent;
-	u32 w = policy_clamp_weight(weight), old;
+	u32 w = policy_clamp_weight(weight);
+	s64 delta = 0;
 
 	if (!cg)
 		return;
-	cg->weight = w;
 	parent = cg_share_of(cg->parent_id);
-	if (!parent || cg->nr_active <= 0)
-		return;
-	old = __sync_lock_test_and_set(&cg->weight_in_parent, w);
-	__sync_fetch_and_add(&parent->sum, (u64)w - old);
+	bpf_spin_lock(&cg->lock);
+	if (cg->nr_active > 0)
+		delta = (s64)w - cg->weight;
+	cg->weight = w;
+	bpf_spin_unlock(&cg->lock);
+	if (parent && delta)
+		__sync_fetch_and_add(&parent->sum, delta);
 }
 
-/* The cgroup is gone; give back anything a race left in its parent's sum. */
+/* The cgroup is gone; if anything still counted it as active, its ancestors learn it is not. */
 static void share_cgroup_exit(struct cgroup *cgrp)
 {
 	u64 id = cgrp->kn->id;
 	struct cg_share *cg = cg_share_of(id);
-	struct cg_share *parent;
-	u32 old;
+	s64 up = 0;
 
 	if (!cg)
 		return;
-	parent = cg_share_of(cg->parent_id);
-	old = __sync_lock_test_and_set(&cg->weight_in_parent, 0);
-	if (parent && old)
-		__sync_fetch_and_sub(&parent->sum, (u64)old);
+	bpf_spin_lock(&cg->lock);
+	if (cg->nr_active > 0)
+		up = -(s64)cg->weight;
+	cg->nr_active = 0;
+	bpf_spin_unlock(&cg->lock);
+	share_propagate(cg, up);
 	bpf_map_delete_elem(&cg_share_map, &id);
 }
 
@@ -213,7 +229,7 @@ static void share_init(void)
 	struct cg_share root = { .weight = TASK_WEIGHT_DFL };
 	u64 id = CGROUP_ROOT_ID;
 
-	/* ops.cgroup_init may not be called for the root: without it the top level has no sum. */
+	/* ops.cgroup_init names the root too; this only makes sure the top level has a parent. */
 	bpf_map_update_elem(&cg_share_map, &id, &root, BPF_NOEXIST);
 	share_cpus = bpf_cpumask_weight(online);
 	scx_bpf_put_cpumask(online);

@@ -38,7 +38,8 @@ static inline int policy_before(__u64 a, __u64 b)
  * CPU time a task pays on its deadline: used * 100 / importance * 100 / weight. Importance 100
  * pays wall time one for one, importance 1 pays a hundredfold, so a cgroup that burns CPU pushes
  * its own deadline out and falls behind others in proportion to how little it matters. weight is
- * the task's own kernel weight (nice, SCHED_IDLE); nice 0 (100) changes nothing.
+ * the task's charge weight, from its share of the machine (policy_share_weight): 100, one CPU's
+ * worth, changes nothing.
  */
 static inline __u64 policy_charge(__u64 used_ns, __u32 importance, __u32 weight)
 {

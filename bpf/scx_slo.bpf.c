@@ -669,7 +669,10 @@ void BPF_STRUCT_OPS(slo_runnable, struct task_struct *p, u64 enq_flags)
 	share_enter(p, tctx);
 }
 
-/* Asleep, exiting, or about to change cgroup or weight (then runnable follows at once). */
+/*
+ * Asleep, exiting, leaving sched_ext (say, for SCHED_FIFO), or about to change cgroup or weight
+ * (then runnable follows at once).
+ */
 void BPF_STRUCT_OPS(slo_quiescent, struct task_struct *p, u64 deq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);

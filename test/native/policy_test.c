@@ -107,6 +107,19 @@ static void test_weighted_shares(void)
 	CHECK(nice19 > 0.002 && nice19 < 0.02);  /* the kernel: about 0.015; here about 0.01 */
 }
 
+/*
+ * Negative nice counts through the share: nice -5 (weight 335) beside nice 0 in one cgroup on one
+ * CPU is charged at its share of the machine (77 against 23).
+ */
+static void test_negative_nice(void)
+{
+	__u32 nice0 = policy_share_weight(policy_share_step(SHARE_ONE, 100, 435), 1);
+	__u32 nice_5 = policy_share_weight(policy_share_step(SHARE_ONE, 335, 435), 1);
+	double got = share_of_b(nice0, nice_5);
+
+	CHECK(got > 0.72 && got < 0.82);   /* the kernel: 335 / 435 = 0.77 */
+}
+
 static void test_share_arithmetic(void)
 {
 	/* a cgroup of weight 300 beside one of 100, then one of two equal tasks in it */
@@ -292,6 +305,7 @@ int main(int argc, char **argv)
 	test_queue_budget();
 	test_weighted_shares();
 	test_share_arithmetic();
+	test_negative_nice();
 	test_cgroup_shares();
 	test_deadline();
 	test_no_starvation();
