@@ -13,13 +13,14 @@
  * matters; the debt is kept across sleeps but capped, so it expires. The charge is also scaled by
  * the task's share of the machine as the fair class would divide it: by each cgroup's cpu.weight
  * (Kubernetes: CPU requests) among the cgroups with runnable tasks, then by the task's own weight
- * (nice, SCHED_IDLE) within its cgroup (cgroup_share.bpf.h). A task that gets its share pays wall
- * time; one that takes more falls behind, and a lighter task's cap lies further out, so among
- * tasks that all burn CPU the shares follow those weights (policy_lag_cap). When a slice ends,
- * the task keeps its CPU while its charged deadline is still the earliest. All tasks share one queue
- * ordered by deadline and each CPU runs the earliest. Work without an SLO sorts after SLO work,
- * but its deadlines keep coming due (100 ms by default), so it is slowed, never starved, and the
- * kernel's runnable-task watchdog never fires because of the policy.
+ * (nice, SCHED_IDLE) within its cgroup (cgroup_share.bpf.h). A task that gets its share is
+ * charged as a lone nice-0 task; one that takes more falls behind, and a lighter task's cap lies
+ * further out, so among tasks that all burn CPU the shares follow those weights
+ * (policy_lag_cap). When a slice ends, the task keeps its CPU while its charged deadline is still
+ * the earliest. All tasks share one queue ordered by deadline and each CPU runs the earliest.
+ * Work without an SLO sorts after SLO work, but its deadlines keep coming due (100 ms by
+ * default), so it is slowed, never starved, and the kernel's runnable-task watchdog never fires
+ * because of the policy.
  *
  * A wake-up that finds an idle CPU goes straight to it. When none is idle and the waking task
  * has an SLO, it preempts a CPU (among those it may use) whose current task is due more than one
