@@ -25,7 +25,11 @@
 
 /* A cgroup-rich node (Kubernetes: about four per pod) stays well inside this. */
 #define CG_SHARE_MAX_ENTRIES 16384
-/* The cgroup2 root's id (its directory's inode number). */
+/*
+ * The cgroup2 root's id (its directory's inode number). ops.cgroup_init names the root too (seen
+ * on 7.3), so the top level has its sum; without CONFIG_EXT_GROUP_SCHED no cgroup is named and
+ * every task keeps its own weight, as before cgroup shares.
+ */
 #define CGROUP_ROOT_ID 1
 
 /*
@@ -226,11 +230,7 @@ static void share_cgroup_exit(struct cgroup *cgrp)
 static void share_init(void)
 {
 	const struct cpumask *online = scx_bpf_get_online_cpumask();
-	struct cg_share root = { .weight = TASK_WEIGHT_DFL };
-	u64 id = CGROUP_ROOT_ID;
 
-	/* ops.cgroup_init names the root too; this only makes sure the top level has a parent. */
-	bpf_map_update_elem(&cg_share_map, &id, &root, BPF_NOEXIST);
 	share_cpus = bpf_cpumask_weight(online);
 	scx_bpf_put_cpumask(online);
 	if (!share_cpus)

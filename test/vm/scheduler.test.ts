@@ -81,9 +81,10 @@ test("cpu.weight divides CPU between cgroups as under the fair class, tasks runn
       `heavy at 100: ${changed.cpuUsec.map((c) => pct(c / 4e6)).join("/")}`,
   );
   // By weight the 300 cgroup is owed 3/4 of the machine; by task count it would get 2/7. The fair
-  // class itself falls short of 3/4 with this few tasks (60% here once), so both bounds are wide.
+  // class itself falls short of 3/4 with this few tasks (55-60% here), so both bounds are wide.
   assert.ok(heavy! > 0.5 && heavy! < 0.85, `heavy got ${pct(heavy)}, fair ${pct(fairHeavy)}`);
-  assert.ok(fairHeavy! > 0.5, `the fair class gave heavy ${pct(fairHeavy)}`);
+  // The setup itself: the fair class does apply the weights (by task count: 29%).
+  assert.ok(fairHeavy! > 0.4, `the fair class gave heavy ${pct(fairHeavy)}`);
   assert.ok(light! > 0.15, `light got ${pct(light)}`);
   // Weight 1 against 400: a trickle under either scheduler, but it runs.
   assert.ok(bestEffort! > 0 && bestEffort! < 0.1, `weight 1 got ${pct(bestEffort)}`);
