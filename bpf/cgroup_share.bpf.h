@@ -148,7 +148,8 @@ static void share_enter(struct task_struct *p, struct task_ctx *tctx)
 
 /*
  * The weight a runnable task's CPU time is charged at now (see the top of this file). A task not
- * counted in any cgroup (no entry: the map was full) keeps its own weight.
+ * counted in any cgroup (no entry: the map was full, or the kernel names no cgroups) keeps its
+ * own weight.
  */
 static u32 share_weight(struct task_struct *p, struct task_ctx *tctx)
 {
