@@ -178,13 +178,8 @@ static s32 share_cgroup_init(struct cgroup *cgrp, u32 weight)
 	u64 id = cgrp->kn->id;
 	int level = cgrp->level;
 
-	if (level > 0) {
-		struct cgroup *parent = NULL;
-
-		bpf_probe_read_kernel(&parent, sizeof(parent), &cgrp->ancestors[level - 1]);
-		if (parent)
-			cg.parent_id = BPF_CORE_READ(parent, kn, id);
-	}
+	if (level > 0)
+		cg.parent_id = cgroup_ancestor_id(cgrp, level - 1);
 	/* A full map must not fail the cgroup's creation: its tasks keep their own weights. */
 	bpf_map_update_elem(&cg_share_map, &id, &cg, BPF_ANY);
 	return 0;

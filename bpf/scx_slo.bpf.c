@@ -252,6 +252,15 @@ static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
 	return bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
 }
 
+/* The id of cgrp's ancestor at level (cgrp itself at its own level), 0 if there is none. */
+static __always_inline u64 cgroup_ancestor_id(struct cgroup *cgrp, int level)
+{
+	struct cgroup *anc = NULL;
+
+	bpf_probe_read_kernel(&anc, sizeof(anc), &cgrp->ancestors[level]);
+	return anc ? BPF_CORE_READ(anc, kn, id) : 0;
+}
+
 /*
  * Resolve the task's SLO: its own cgroup first, then each ancestor up to the root's children.
  * The task's cgroup on the unified hierarchy is used (not the cpu controller's), so an SLO on a
@@ -282,16 +291,14 @@ static void resolve_slo(struct task_struct *p, struct task_ctx *tctx)
 
 	level = BPF_CORE_READ(cgrp, level);
 	bpf_for(i, 0, SLO_MAX_CGROUP_DEPTH) {
-		struct cgroup *anc = NULL;
 		struct slo_cfg *cfg;
 		u64 id;
 
 		if (level - i < 1)
 			break;
-		bpf_probe_read_kernel(&anc, sizeof(anc), &cgrp->ancestors[level - i]);
-		if (!anc)
+		id = cgroup_ancestor_id(cgrp, level - i);
+		if (!id)
 			break;
-		id = BPF_CORE_READ(anc, kn, id);
 		cfg = bpf_map_lookup_elem(&slo_map, &id);
 		if (!cfg)
 			continue;
@@ -632,6 +639,7 @@ static bool keep_prev(struct task_struct *prev)
 	if (!tctx || !tctx->running_at || task_bw(tctx))
 		return false;
 	now = now_ns();
+	/* At the weight of its last charge: stopping, not this, walks the cgroup tree. */
 	dl = tctx->deadline +
 	     policy_charge(now - tctx->running_at, tctx->importance, charge_weight(prev, tctx));
 	dl = queue_deadline(prev, tctx, dl, now);

@@ -13,8 +13,10 @@ export function scenarioRecorder(): { out: Record<string, unknown>; save: () => 
 
 export const sysfs = (f: string) => readFileSync(`/sys/kernel/sched_ext/${f}`, "utf8").trim();
 
-/** n stress-ng CPU hogs in the cgroup for the given seconds. */
-/** `wrapper` runs stress-ng under another command, e.g. ["nice", "-n", "19"]. */
+/**
+ * n stress-ng CPU hogs in the cgroup for the given seconds; `wrapper` runs stress-ng under another
+ * command, e.g. ["nice", "-n", "19"].
+ */
 export function hogs(
   cgroup: string,
   n: number,
@@ -51,11 +53,16 @@ export async function cpuOverWindow(
   groups: HogGroup[],
 ): Promise<{ exits: number[]; cpuUsec: number[] }> {
   const runs = Promise.all(groups.map((g) => hogs(g.cgroup, g.hogs, 4, g.wrapper)));
-  const usage = () => groups.map((g) => readCpuStat(g.cgroup).usage_usec!);
   await sleep(1000);
+  const cpuUsec = await cpuOver2s(groups);
+  const exits = (await runs).map((r) => r.code ?? -1);
+  return { exits, cpuUsec };
+}
+
+/** CPU each cgroup uses over the next 2 s, in microseconds (cpu.stat usage_usec). */
+export async function cpuOver2s(groups: HogGroup[]): Promise<number[]> {
+  const usage = () => groups.map((g) => readCpuStat(g.cgroup).usage_usec!);
   const start = usage();
   await sleep(2000);
-  const end = usage();
-  const exits = (await runs).map((r) => r.code ?? -1);
-  return { exits, cpuUsec: end.map((u, i) => u - start[i]!) };
+  return usage().map((u, i) => u - start[i]!);
 }

@@ -20,7 +20,14 @@ import {
 } from "../../../src/sched/loader.js";
 import { StandbyScheduler } from "../../../src/sched/standby.js";
 import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
-import { cpuOverWindow, hogs, scenarioRecorder, sysfs, type HogGroup } from "./scenario.js";
+import {
+  cpuOver2s,
+  cpuOverWindow,
+  hogs,
+  scenarioRecorder,
+  sysfs,
+  type HogGroup,
+} from "./scenario.js";
 
 const { out, save } = scenarioRecorder();
 const paths = defaultLoaderPaths();
@@ -51,22 +58,16 @@ for (const g of weightGroups) {
   createCgroup(g.cgroup);
   writeCgroupFile(g.cgroup, "cpu.weight", g.weight);
 }
-const weightUsage = () => weightGroups.map((g) => readCpuStat(g.cgroup).usage_usec!);
-const usageSince = (start: number[]) => weightUsage().map((u, i) => u - start[i]!);
 const hogsStarted = Date.now();
 const weightRuns = Promise.all(weightGroups.map((g) => hogs(g.cgroup, g.hogs, 12)));
 await sleep(1000);
-const fairStart = weightUsage();
-await sleep(2000);
-out.cgroupWeightsFair = { cpuUsec: usageSince(fairStart) };
+out.cgroupWeightsFair = { cpuUsec: await cpuOver2s(weightGroups) };
 
 out.stateBefore = sysfs("state");
 await loadScheduler(paths);
 await sleep(1000);
-const sloStart = weightUsage();
-await sleep(2000);
 out.cgroupWeights = {
-  cpuUsec: usageSince(sloStart),
+  cpuUsec: await cpuOver2s(weightGroups),
   windowInsideRun: Date.now() - hogsStarted < 11_500,
   exits: (await weightRuns).map((r) => r.code),
 };
