@@ -16,19 +16,19 @@
  * The share, in CPUs, times the default task weight is the weight a task's CPU time is charged at
  * (ops.stopping). A task that gets exactly its share is charged as a lone nice-0 task always was
  * (wall time, times 100 / importance); one that gets more falls behind in deadline order, one that
- * gets less goes first. Within one cgroup that leaves the task weight (nice) in charge, as before.
- *
- * Included by scx_slo.bpf.c after its helpers.
+ * gets less goes first. Within one cgroup the task weight (nice) decides.
  */
 #ifndef SCX_SLO_CGROUP_SHARE_BPF_H
 #define SCX_SLO_CGROUP_SHARE_BPF_H
 
+#include "scx_slo.bpf.h"
+
 /* A cgroup-rich node (Kubernetes: about four per pod) stays well inside this. */
 #define CG_SHARE_MAX_ENTRIES 16384
 /*
- * The cgroup2 root's id (its directory's inode number). ops.cgroup_init names the root too (seen
- * on 7.3), so the top level has its sum; without CONFIG_EXT_GROUP_SCHED no cgroup is named and
- * every task keeps its own weight, as before cgroup shares.
+ * The cgroup2 root's id (its directory's inode number). ops.cgroup_init names the root too, so
+ * the top level has its sum; without CONFIG_EXT_GROUP_SCHED no cgroup is named and every task
+ * keeps its own weight.
  */
 #define CGROUP_ROOT_ID 1
 

@@ -16,19 +16,17 @@
  * container or a service); ancestors' limits are not. Tasks of a cgroup running on several CPUs at
  * once can overrun a period by up to a tick each; the overrun is paid back in the next period. A period is at most 1 s, far inside the
  * kernel's 5 s watchdog, so a held task never looks stalled.
- *
- * Included by scx_slo.bpf.c after its helpers.
  */
 #ifndef SCX_SLO_CPU_MAX_BPF_H
 #define SCX_SLO_CPU_MAX_BPF_H
 
-#define THROTTLE_DSQ 2
+#include "scx_slo.bpf.h"
+
 #define CLOCK_MONOTONIC 1
 /* The iterator inside a bpf_for_each() loop (libbpf's macro names it ___it). */
 #ifndef BPF_FOR_EACH_ITER
 #define BPF_FOR_EACH_ITER (&___it)
 #endif
-#define NSEC_PER_USEC 1000ULL
 /* Overrun carried into later periods as debt, in quotas: at most 3 periods held (3 s at most,
  * inside the 5 s watchdog). */
 #define MAX_DEBT_QUOTAS 2
@@ -59,17 +57,23 @@ struct {
 	__uint(max_entries, SLO_MAP_MAX_ENTRIES);
 	__type(key, u64);
 	__type(value, struct cg_bw);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_map SEC(".maps");
 
 struct unthrottle_timer {
 	struct bpf_timer timer;
 };
 
+/*
+ * Pinned although it is state of one load: the kernel cancels a map's BPF timers once no
+ * user-space reference to the map is left, which for an unpinned map is when the loader exits.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
 	__type(value, struct unthrottle_timer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } unthrottle_timer_map SEC(".maps");
 
 /* The earliest period end a held task waits for; U64_MAX when none is held. Racy by design:
@@ -227,7 +231,6 @@ static void arm_unthrottle(u64 at, u64 now)
 static bool bw_hold(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 {
 	struct cg_bw *bw = task_bw(tctx);
-	struct slo_counters *cnt;
 	u64 now, release_at;
 
 	if (!bw)
@@ -240,9 +243,7 @@ static bool bw_hold(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 	release_at = bw->period_end + (bw->used_ns - bw->quota_ns) / bw->quota_ns * bw->period_ns;
 	insert_vtime_into(p, THROTTLE_DSQ, max_slice_ns, release_at, enq_flags);
 	arm_unthrottle(release_at, now);
-	cnt = counters();
-	if (cnt)
-		cnt->throttled++;
+	stat_inc(SLO_CNT_throttled);
 	return true;
 }
 

@@ -2,75 +2,87 @@
 /*
  * scx_slo: an Earliest-Deadline-First scheduler for cgroups with latency budgets.
  *
- * Each cgroup may carry an SLO in slo_map: a latency budget (how long its tasks may wait for a
- * CPU) and an importance (1-100). A task takes the SLO of its own cgroup or of the nearest
- * ancestor that has one, so a single entry for a pod covers every container in it. Tasks with no
- * SLO get a default budget (100 ms unless the loader says otherwise) and a default importance.
+ * SLOs
+ * ----
+ * A cgroup may carry an SLO in slo_map: a latency budget (how long its tasks may wait for a CPU,
+ * 1 ms to 10 s) and an importance (1 to 100). A task takes the SLO of its own cgroup or of the
+ * nearest ancestor that has one, so one entry for a pod covers every container in it. Tasks with
+ * no SLO get the loader's default budget (100 ms) and importance (50). User space changes SLOs by
+ * writing slo_map and bumping control.gen; each task re-resolves at its next wake-up, so a change
+ * applies live, never by reloading.
  *
- * Every runnable task carries a deadline: when it is queued, at least now + budget. While it
- * runs, the CPU it uses is charged to its deadline, scaled by 100 / importance, so a cgroup that
- * burns CPU pushes its own deadline out and yields to others in proportion to how little it
- * matters; the debt is kept across sleeps but capped, so it expires. The charge is also scaled by
- * the task's share of the machine as the fair class would divide it: by each cgroup's cpu.weight
- * (Kubernetes: CPU requests) among the cgroups with runnable tasks, then by the task's own weight
- * (nice, SCHED_IDLE) within its cgroup (cgroup_share.bpf.h). A task that gets its share is
- * charged as a lone nice-0 task; one that takes more falls behind, and a lighter task's cap lies
- * further out, so among tasks that all burn CPU the shares follow those weights
- * (policy_lag_cap). When a slice ends, the task keeps its CPU while its charged deadline is still
- * the earliest. All tasks share one queue ordered by deadline and each CPU runs the earliest.
- * Work without an SLO sorts after SLO work, but its deadlines keep coming due (100 ms by
- * default), so it is slowed, never starved, and the kernel's runnable-task watchdog never fires
- * because of the policy.
+ * Deadlines
+ * ---------
+ * Every runnable task carries a deadline: when it is queued, at least now + budget (budgets
+ * beyond 1 s sort as 1 s, so nothing queued is due past the kernel's 5 s watchdog). CPU time a
+ * task uses is charged to its deadline at 100 / importance, times 100 / its charge weight (see
+ * Shares), so a cgroup that burns CPU pushes its own deadline out and yields in proportion to how
+ * little it matters. The debt survives sleeps but is capped (lag_cap_ns past a fresh deadline,
+ * further for lighter tasks), so it expires. All tasks share one queue ordered by deadline, and
+ * each CPU runs the earliest. When a slice ends, the task keeps its CPU while its charged deadline
+ * is still the earliest. Work without an SLO sorts after SLO work, but its deadlines come due, so
+ * it is slowed, never starved.
  *
- * A wake-up that finds an idle CPU goes straight to it. When none is idle and the waking task
- * has an SLO, it preempts a CPU (among those it may use) whose current task is due more than one
- * budget later: the CPU doing the wake-up if it qualifies, since it is already in the kernel and
- * needs no inter-processor interrupt, else the one running the latest deadline. The task is put
- * at the head of that CPU's local queue, so a latency-critical task does not sit behind a batch
- * task's whole slice. Slices are bounded by the budget. Per-CPU kernel threads, which cannot run anywhere else, are served
- * on their own CPU at once.
+ * Shares
+ * ------
+ * A task's charge weight is its share of the machine as the fair class would divide it among the
+ * tasks runnable now: each cgroup's cpu.weight (Kubernetes derives it from CPU requests) over the
+ * active weights in its parent, level by level, then the task's own weight (nice, SCHED_IDLE) in
+ * its cgroup (cgroup_share.bpf.h). A task that gets exactly its share pays wall time; one that
+ * takes more falls behind in deadline order. So a pod's CPU follows its requests, not its thread
+ * count.
  *
- * CPU limits (cpu.max): with a sched_ext scheduler attached the kernel hands them to the scheduler
- * instead of enforcing them. Unless the loader is told not to, a cgroup that has used
- * its quota for the period is held back until the next one (cpu_max.bpf.h), so an SLO buys a
- * cgroup latency, never CPU beyond its limit.
+ * Placement and preemption
+ * ------------------------
+ * A wake-up that finds an idle CPU goes straight to it. When none is idle and the waking task has
+ * an SLO, it preempts a CPU (among those it may use) whose current task is due more than one
+ * budget later: the CPU doing the wake-up if it qualifies (no inter-processor interrupt needed),
+ * else the one running the latest deadline. The task goes to the head of that CPU's local queue,
+ * so it does not sit behind a batch task's slice. Slices are bounded by the budget. Per-CPU kernel
+ * threads, which cannot run anywhere else, are served on their own CPU at once.
  *
- * For every SLO cgroup the run-queue wait (runnable -> running) is measured here in the kernel:
- * a log-linear histogram, runs, total and worst wait, and misses (wait > budget). Each miss also
- * goes to user space on a ring buffer, at most MISS_EVENTS_PER_CPU_PER_SEC per CPU; the excess is
- * counted as dropped.
+ * CPU limits
+ * ----------
+ * With a sched_ext scheduler attached the kernel hands cpu.max to the scheduler instead of
+ * enforcing it. Unless the loader is told not to, a cgroup that has used its quota for the period
+ * is held back until the next one (cpu_max.bpf.h): an SLO buys a cgroup latency, never CPU beyond
+ * its limit.
  *
- * The maps are pinned by the loader, so the scheduler outlives the process that loaded it; user
- * space changes SLOs by writing slo_map and bumping control.gen, never by reloading. A cgroup's
- * entries are dropped here when the cgroup is destroyed, so they cannot leak. If this
- * scheduler errors out or stalls, sched_ext puts every task back on the fair class by itself;
- * why it stopped is kept in exit_map.
+ * Measurement and safety
+ * ----------------------
+ * The run-queue wait (runnable -> running) of every SLO cgroup is measured here, in the kernel
+ * (measure.bpf.h): a histogram, runs, total and worst wait, misses (wait > budget), each miss also
+ * on a rate-limited ring buffer. The maps are pinned by the loader, so the scheduler outlives the
+ * process that loaded it; a destroyed cgroup's entries are dropped here, so nothing leaks while no
+ * agent runs. Budgets and importance are clamped here too, so a map written around the agent
+ * cannot break the policy. If the scheduler errors out or stalls, sched_ext puts every task back
+ * on the fair class by itself, and why it stopped is kept in exit_map.
+ *
+ * A worked example
+ * ----------------
+ * Two CPUs. Pod "pay" (cpu.weight 100) has an SLO of 5 ms at importance 90; cgroup "batch"
+ * (cpu.weight 100) runs 4 CPU hogs with the defaults, 100 ms at importance 50. Both cgroups are
+ * active, so each is entitled to half the machine: pay's one task 1 CPU (charge weight 100), each
+ * hog a quarter of a CPU (charge weight 25).
+ *
+ *  - A hog that runs a 5 ms slice is charged 5 * 100/50 * 100/25 = 40 ms. The hogs' deadlines sit
+ *    100 ms and more ahead of the clock, and they take turns on whatever CPU pay leaves them.
+ *  - pay's task wakes at t = 1000 ms with no debt: deadline 1005 ms. Both CPUs run hogs due at
+ *    1100 ms or later, more than one budget (5 ms) after 1005, so it preempts one at once and goes
+ *    to the head of that CPU's queue instead of waiting out a hog's slice.
+ *  - It runs 2 ms and sleeps: charged 2 * 100/90 * 100/100 = 2.2 ms, deadline 1007.2 ms, still
+ *    far ahead of the hogs, so its next wake-up preempts again.
+ *  - Were pay to spin, it would be charged 1.1 ms per ms, slightly faster than the clock: it keeps
+ *    its 1 CPU for a long time, and once its debt carries it behind the hogs (capped at a fresh
+ *    deadline plus lag_cap_ns) it takes turns with them. Its share, 1 CPU, is what it keeps; the
+ *    4 hogs share the other, as the fair class would divide two cgroups of equal weight.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
-
-#include "scx_slo.h"
-#include "policy.h"
+#include "scx_slo.bpf.h"
+#include "measure.bpf.h"
+#include "cpu_max.bpf.h"
+#include "cgroup_share.bpf.h"
 
 char _license[] SEC("license") = "GPL";
-
-#define PF_KTHREAD 0x00200000
-#define SHARED_DSQ 0
-#define NSEC_PER_MSEC 1000000ULL
-#define ENOMEM 12
-
-#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
-#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
-
-/* Set by the loader before load. */
-const volatile u64 default_budget_ns = 100 * NSEC_PER_MSEC;
-const volatile u32 default_importance = 50;
-const volatile u64 max_slice_ns = 5 * NSEC_PER_MSEC;
-const volatile u64 min_slice_ns = 200 * 1000ULL;
-const volatile u64 lag_cap_ns = 100 * NSEC_PER_MSEC;
-const volatile u32 nr_cpus = 1;  /* possible CPUs */
 
 #ifdef SCX_SLO_TEST_HOOKS
 /*
@@ -78,153 +90,36 @@ const volatile u32 nr_cpus = 1;  /* possible CPUs */
  * is never dispatched, so the kernel's runnable-task watchdog must eject the scheduler.
  */
 const volatile u64 test_stall_cgid;
-#define STALL_DSQ 1
 #endif
-
-/*
- * Kfuncs. Declared here rather than taken from a kernel tree so the object is self-contained;
- * the ones renamed in 6.13 are declared under both names as weak symbols and picked at run time.
- */
-void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
-void scx_bpf_dsq_insert_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
-			      u64 enq_flags) __ksym __weak;
-bool scx_bpf_dsq_move_to_local(u64 dsq_id) __ksym __weak;
-void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
-void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
-			    u64 enq_flags) __ksym __weak;
-bool scx_bpf_consume(u64 dsq_id) __ksym __weak;
-u64 scx_bpf_now(void) __ksym __weak;
-s32 scx_bpf_create_dsq(u64 dsq_id, s32 node) __ksym;
-s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
-			   bool *is_idle) __ksym;
-void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
-s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
-s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
-bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
-u32 bpf_cpumask_weight(const struct cpumask *cpumask) __ksym;
-const struct cpumask *scx_bpf_get_online_cpumask(void) __ksym;
-void scx_bpf_put_cpumask(const struct cpumask *cpumask) __ksym;
-
-static __always_inline void insert_local(struct task_struct *p, u64 slice, u64 enq_flags)
-{
-	if (bpf_ksym_exists(scx_bpf_dsq_insert))
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
-	else
-		scx_bpf_dispatch(p, SCX_DSQ_LOCAL, slice, enq_flags);
-}
-
-static __always_inline void insert_vtime_into(struct task_struct *p, u64 dsq, u64 slice, u64 dl,
-					      u64 enq_flags)
-{
-	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime))
-		scx_bpf_dsq_insert_vtime(p, dsq, slice, dl, enq_flags);
-	else
-		scx_bpf_dispatch_vtime(p, dsq, slice, dl, enq_flags);
-}
-
-static __always_inline void insert_by_deadline(struct task_struct *p, u64 slice, u64 dl,
-					       u64 enq_flags)
-{
-	insert_vtime_into(p, SHARED_DSQ, slice, dl, enq_flags);
-}
-
-static __always_inline bool move_to_local(u64 dsq_id)
-{
-	if (bpf_ksym_exists(scx_bpf_dsq_move_to_local))
-		return scx_bpf_dsq_move_to_local(dsq_id);
-	return scx_bpf_consume(dsq_id);
-}
-
-static __always_inline u64 now_ns(void)
-{
-	if (bpf_ksym_exists(scx_bpf_now))
-		return scx_bpf_now();
-	return bpf_ktime_get_ns();
-}
 
 /* ---- maps ------------------------------------------------------------------------------ */
 
+/* Pinned: the SLOs user space wrote (key: u64 cgroup id, the cgroup directory's inode). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SLO_MAP_MAX_ENTRIES);
 	__type(key, u64);
 	__type(value, struct slo_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } slo_map SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SLO_MAP_MAX_ENTRIES);
-	__type(key, u64);
-	__type(value, struct cg_stats);
-} stats_map SEC(".maps");
-
+/* Pinned: control.gen, bumped by user space after every SLO change. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
 	__type(value, struct slo_control);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } control_map SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct slo_counters);
-} counters_map SEC(".maps");
-
+/* Pinned: why the scheduler last stopped, readable after it is gone. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
 	__type(value, struct slo_exit);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } exit_map SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} miss_events SEC(".maps");
-
-/* Per-CPU: the deadline of the task running there (0 = idle or not ours), for preemption. */
-struct cpu_ctx {
-	u64 running_dl;
-	u64 rate_window_start;
-	u32 rate_count;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct cpu_ctx);
-} cpu_ctx_map SEC(".maps");
-
-/* Per-task: the SLO it resolved to (cached until its cgroup or control.gen changes). */
-struct task_ctx {
-	u64 own_cgid;       /* the task's cgroup when the SLO was resolved */
-	u64 gen;            /* control.gen when the SLO was resolved */
-	u64 slo_cgid;       /* cgroup carrying the SLO, 0 if none */
-	u64 budget_ns;
-	u32 importance;
-	u32 has_slo;
-	u64 deadline;
-	u64 runnable_at;    /* start of the current wait, 0 when not waiting */
-	u64 running_at;
-	u64 waited_from;    /* start of the wait that ended at running_at (SLO tasks), 0 if none */
-	u64 bw_gen;         /* bw_gen when bw_limited was found out (cpu_max.bpf.h), 0: not yet */
-	u32 bw_limited;     /* own_cgid has a cpu.max entry */
-	u64 share_cgid;     /* cpu cgroup whose sum counts this task while runnable, 0 if none */
-	u32 share_weight;   /* the weight counted there */
-	u32 charge_weight;  /* the weight its CPU time was last charged at (cgroup_share.bpf.h) */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct task_ctx);
-} task_ctx_stor SEC(".maps");
-
-/* ---- helpers --------------------------------------------------------------------------- */
 
 static __always_inline struct slo_control *control(void)
 {
@@ -233,33 +128,7 @@ static __always_inline struct slo_control *control(void)
 	return bpf_map_lookup_elem(&control_map, &zero);
 }
 
-static __always_inline struct slo_counters *counters(void)
-{
-	u32 zero = 0;
-
-	return bpf_map_lookup_elem(&counters_map, &zero);
-}
-
-static __always_inline struct cpu_ctx *this_cpu_ctx(void)
-{
-	u32 zero = 0;
-
-	return bpf_map_lookup_elem(&cpu_ctx_map, &zero);
-}
-
-static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
-{
-	return bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
-}
-
-/* The id of cgrp's ancestor at level (cgrp itself at its own level), 0 if there is none. */
-static __always_inline u64 cgroup_ancestor_id(struct cgroup *cgrp, int level)
-{
-	struct cgroup *anc = NULL;
-
-	bpf_probe_read_kernel(&anc, sizeof(anc), &cgrp->ancestors[level]);
-	return anc ? BPF_CORE_READ(anc, kn, id) : 0;
-}
+/* ---- SLO lookup ------------------------------------------------------------------------ */
 
 /*
  * Resolve the task's SLO: its own cgroup first, then each ancestor up to the root's children.
@@ -325,124 +194,13 @@ static __always_inline bool is_pinned_kthread(const struct task_struct *p)
 	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
 }
 
-static __always_inline u64 task_slice(const struct task_ctx *tctx)
+static __always_inline void insert_by_deadline(struct task_struct *p, u64 slice, u64 dl,
+					       u64 enq_flags)
 {
-	return policy_slice(tctx->budget_ns, max_slice_ns, min_slice_ns);
-}
-
-/* The weight its CPU time was last charged at (cgroup_share.bpf.h); its own until it first stops. */
-static __always_inline u32 charge_weight(const struct task_struct *p, const struct task_ctx *tctx)
-{
-	return tctx->charge_weight ? tctx->charge_weight : p->scx.weight;
-}
-
-/*
- * The deadline a task with deadline dl so far is queued with at time now: policy_deadline with
- * the queue budget and its weight's lag cap.
- */
-static __always_inline u64 queue_deadline(struct task_struct *p, struct task_ctx *tctx, u64 dl,
-					  u64 now)
-{
-	return policy_deadline(dl, now, policy_queue_budget(tctx->budget_ns),
-			       policy_lag_cap(lag_cap_ns, task_slice(tctx), charge_weight(p, tctx)));
-}
-
-/* The deadline of a task that has no task context (its storage could not be allocated). */
-static __always_inline u64 default_deadline(void)
-{
-	return now_ns() + policy_queue_budget(default_budget_ns);
-}
-
-#include "cpu_max.bpf.h"
-#include "cgroup_share.bpf.h"
-
-/* ---- measurement ----------------------------------------------------------------------- */
-
-static bool miss_rate_ok(u64 now)
-{
-	struct cpu_ctx *cctx = this_cpu_ctx();
-
-	if (!cctx)
-		return false;
-	if (now - cctx->rate_window_start >= 1000 * NSEC_PER_MSEC) {
-		cctx->rate_window_start = now;
-		cctx->rate_count = 0;
-	}
-	if (cctx->rate_count >= MISS_EVENTS_PER_CPU_PER_SEC)
-		return false;
-	cctx->rate_count++;
-	return true;
-}
-
-static void report_miss(struct task_struct *p, struct task_ctx *tctx, u64 wait, u64 now)
-{
-	struct slo_counters *cnt = counters();
-	struct miss_event *ev;
-
-	if (!miss_rate_ok(now)) {
-		if (cnt)
-			cnt->miss_drops++;
-		return;
-	}
-	ev = bpf_ringbuf_reserve(&miss_events, sizeof(*ev), 0);
-	if (!ev) {
-		if (cnt)
-			cnt->miss_drops++;
-		return;
-	}
-	ev->cgroup_id = tctx->slo_cgid;
-	ev->wait_ns = wait;
-	ev->budget_ns = tctx->budget_ns;
-	ev->at_ns = now;
-	ev->pid = p->pid;
-	ev->cpu = bpf_get_smp_processor_id();
-	bpf_probe_read_kernel_str(ev->comm, sizeof(ev->comm), p->comm);
-	bpf_ringbuf_submit(ev, 0);
-	if (cnt)
-		cnt->miss_events++;
-}
-
-/* Template for a new stats entry (too big for the BPF stack). */
-struct cg_stats empty_stats;
-
-/* `wait` ended when the task started running, at `ran_at`. */
-static void record_wait(struct task_struct *p, struct task_ctx *tctx, u64 wait, u64 ran_at)
-{
-	struct cg_stats *st;
-	u32 bucket;
-
-	st = bpf_map_lookup_elem(&stats_map, &tctx->slo_cgid);
-	if (!st) {
-		bpf_map_update_elem(&stats_map, &tctx->slo_cgid, &empty_stats, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&stats_map, &tctx->slo_cgid);
-		if (!st)
-			return;
-	}
-	st->budget_ns = tctx->budget_ns;
-	st->importance = tctx->importance;
-	__sync_fetch_and_add(&st->runs, 1);
-	__sync_fetch_and_add(&st->wait_sum_ns, wait);
-	if (wait > st->wait_max_ns)
-		st->wait_max_ns = wait;
-	bucket = policy_hist_bucket(wait);
-	if (bucket < HIST_BUCKETS)
-		__sync_fetch_and_add(&st->hist[bucket], 1);
-	if (wait > tctx->budget_ns) {
-		__sync_fetch_and_add(&st->misses, 1);
-		report_miss(p, tctx, wait, ran_at);
-	}
+	insert_vtime_into(p, SHARED_DSQ, slice, dl, enq_flags);
 }
 
 /* ---- placement and preemption ------------------------------------------------------- */
-
-static __always_inline void insert_local_on(struct task_struct *p, s32 cpu, u64 slice,
-					    u64 enq_flags)
-{
-	if (bpf_ksym_exists(scx_bpf_dsq_insert))
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
-	else
-		scx_bpf_dispatch(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
-}
 
 static bool may_preempt(struct task_struct *p, struct task_ctx *tctx, s32 cpu,
 			struct cpu_ctx *cctx)
@@ -463,12 +221,11 @@ static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx, s32 near)
 {
 	s32 victim = -1, cpu;
 	u64 latest = 0;
-	u32 zero = 0;
 
-	if (may_preempt(p, tctx, near, bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, near)))
+	if (may_preempt(p, tctx, near, cpu_ctx_of(near)))
 		return near;
 	bpf_for(cpu, 0, nr_cpus) {
-		struct cpu_ctx *cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
+		struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 
 		if (!cctx)
 			break;
@@ -485,15 +242,11 @@ static s32 pick_victim(struct task_struct *p, struct task_ctx *tctx, s32 near)
 /* Claim a victim CPU, so that a second waker in the same instant preempts another one. */
 static void claim_victim(struct task_ctx *tctx, s32 cpu)
 {
-	struct slo_counters *cnt = counters();
-	struct cpu_ctx *cctx;
-	u32 zero = 0;
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 
-	cctx = bpf_map_lookup_percpu_elem(&cpu_ctx_map, &zero, cpu);
 	if (cctx)
 		cctx->running_dl = tctx->deadline;
-	if (cnt)
-		cnt->preempt_kicks++;
+	stat_inc(SLO_CNT_preempt_kicks);
 }
 
 /*
@@ -503,7 +256,6 @@ static void claim_victim(struct task_ctx *tctx, s32 cpu)
  */
 static bool place_now(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 {
-	struct slo_counters *cnt = counters();
 	s32 cpu;
 
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
@@ -514,21 +266,18 @@ static bool place_now(struct task_struct *p, struct task_ctx *tctx, u64 enq_flag
 		 * its local queue, so a kick would only add a self-interrupt.
 		 */
 		insert_local(p, task_slice(tctx), enq_flags);
-		if (cnt)
-			cnt->direct_idle++;
+		stat_inc(SLO_CNT_direct_idle);
 		return true;
 	}
 	if (cpu >= 0) {
 		insert_local_on(p, cpu, task_slice(tctx), enq_flags);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-		if (cnt)
-			cnt->idle_kicks++;
+		stat_inc(SLO_CNT_idle_kicks);
 		return true;
 	}
 	cpu = pick_victim(p, tctx, scx_bpf_task_cpu(p));
 	if (cpu < 0) {
-		if (cnt)
-			cnt->no_victim++;
+		stat_inc(SLO_CNT_no_victim);
 		return false;
 	}
 	claim_victim(tctx, cpu);
@@ -542,11 +291,8 @@ static void kick_idle_for(struct task_struct *p)
 	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
 	if (cpu >= 0) {
-		struct slo_counters *cnt = counters();
-
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-		if (cnt)
-			cnt->idle_kicks++;
+		stat_inc(SLO_CNT_idle_kicks);
 	}
 }
 
@@ -564,11 +310,8 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 		return cpu;
 	tctx->deadline = queue_deadline(p, tctx, tctx->deadline, now_ns());
 	if (is_idle) {
-		struct slo_counters *cnt = counters();
-
 		insert_local(p, task_slice(tctx), 0);
-		if (cnt)
-			cnt->direct_idle++;
+		stat_inc(SLO_CNT_direct_idle);
 		return cpu;
 	}
 	/*
@@ -587,11 +330,8 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx;
 
 	if (is_pinned_kthread(p)) {
-		struct slo_counters *cnt = counters();
-
 		insert_local(p, max_slice_ns, enq_flags);
-		if (cnt)
-			cnt->kthread_local++;
+		stat_inc(SLO_CNT_kthread_local);
 		return;
 	}
 	tctx = task_slo(p);
@@ -728,8 +468,17 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		tctx->deadline += policy_charge(now - tctx->running_at, tctx->importance,
 						tctx->charge_weight);
 		bw_charge(tctx, now - tctx->running_at);
-		if (tctx->waited_from)
-			record_wait(p, tctx, tctx->running_at - tctx->waited_from, tctx->running_at);
+		if (tctx->waited_from) {
+			struct wait_sample w = {
+				.slo_cgid = tctx->slo_cgid,
+				.budget_ns = tctx->budget_ns,
+				.importance = tctx->importance,
+				.wait_ns = tctx->running_at - tctx->waited_from,
+				.ran_at = tctx->running_at,
+			};
+
+			record_wait(p, &w);
+		}
 	}
 	tctx->running_at = 0;
 	tctx->waited_from = 0;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Everything that crosses the BPF <-> user-space boundary, defined once. Included by
- * bpf/scx_slo.bpf.c (after vmlinux.h) and by native/ (after <linux/types.h>). The TypeScript side
- * mirrors these layouts in src/sched/abi.ts; test/unit/abi.test.ts checks the two agree.
+ * Everything that crosses the BPF <-> user-space boundary, defined once. Included by the BPF
+ * programs (after vmlinux.h) and by native/ (after <linux/types.h>). The loader prints these
+ * constants (`scx-slo-loader abi`); test/unit/abi.test.ts checks that the TypeScript side
+ * (src/slo/model.ts, src/sched/histogram.ts) agrees with them.
  */
 #ifndef SCX_SLO_H
 #define SCX_SLO_H
@@ -62,16 +63,29 @@ struct slo_control {
 	__u64 nr_attach;      /* times ops.init ran against these maps */
 };
 
-/* Global counters, one slot per CPU (summed by user space). */
-struct slo_counters {
-	__u64 miss_events;    /* misses sent on the ring buffer */
-	__u64 miss_drops;     /* misses not sent: rate limit or ring buffer full */
-	__u64 preempt_kicks;  /* CPUs kicked so a waking SLO task runs now */
-	__u64 direct_idle;    /* wake-ups placed straight on an idle CPU */
-	__u64 kthread_local;  /* pinned kernel threads served on their own CPU */
-	__u64 idle_kicks;     /* idle CPUs woken for a task queued without one */
-	__u64 no_victim;      /* SLO wake-ups with no idle CPU and nothing later to preempt */
-	__u64 throttled;      /* tasks held back because their cgroup used its cpu.max quota */
+/*
+ * Scheduler counters, listed once: X(name, Prometheus metric, help). counters_map is a per-CPU
+ * array indexed by enum slo_counter; the loader sums the CPUs and names each counter in its
+ * replies, and the agent exports every one it is given. Adding a counter is one line here.
+ */
+#define SLO_COUNTERS(X)                                                                          \
+	X(miss_events, "miss_events_total", "Deadline misses the scheduler sent on its ring buffer") \
+	X(miss_drops, "ringbuf_drops_total",                                                      \
+	  "Deadline misses not sent on the ring buffer (rate limit or buffer full)")             \
+	X(preempt_kicks, "preempt_kicks_total", "CPUs preempted so a waking SLO task runs at once") \
+	X(direct_idle, "direct_idle_total", "Wake-ups placed straight on an idle CPU")            \
+	X(kthread_local, "kthread_local_total", "Pinned kernel threads served on their own CPU")  \
+	X(idle_kicks, "idle_kicks_total", "Idle CPUs woken for a task queued without one")       \
+	X(no_victim, "no_victim_total",                                                           \
+	  "SLO wake-ups that found no idle CPU and nothing later to preempt")                    \
+	X(throttled, "cpu_max_throttled_total",                                                   \
+	  "Tasks held back until the next period because their cgroup used its cpu.max quota")
+
+enum slo_counter {
+#define SLO_COUNTER_ENUM(name, metric, help) SLO_CNT_##name,
+	SLO_COUNTERS(SLO_COUNTER_ENUM)
+#undef SLO_COUNTER_ENUM
+	NR_SLO_COUNTERS
 };
 
 /* Ring-buffer record for one deadline miss. */

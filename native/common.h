@@ -13,6 +13,7 @@
 #include "../bpf/scx_slo.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/scx_slo"
+#define NSEC_PER_MSEC 1000000ULL
 #define SCX_SYSFS "/sys/kernel/sched_ext"
 
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -37,6 +38,14 @@ int nr_possible_cpus(void);
 /* Writes the status object's fields (no braces) for `status` and serve's `status`. */
 void write_status_fields(FILE *f, const char *pin_dir, const struct pinned_maps *m);
 
+/* The counters of bpf/scx_slo.h's SLO_COUNTERS, by enum slo_counter (abi.c). */
+struct counter_desc {
+	const char *name, *metric, *help;
+};
+extern const struct counter_desc slo_counter_desc[NR_SLO_COUNTERS];
+void write_counters(FILE *f, int counters_fd);
+
+int cmd_abi(void);
 int cmd_status(const char *pin_dir);
 int cmd_serve(const char *pin_dir);
 

@@ -9,6 +9,7 @@
  *                                       --purge also drops the pinned maps (SLOs, stats)
  *   status [--pin-dir D]                one JSON line: attached? whose? last exit reason
  *   serve  [--pin-dir D]                JSON-lines service for the agent (see serve.c)
+ *   abi                                 one JSON line: the constants shared with user space
  *
  * The link and maps are pinned under /sys/fs/bpf/scx_slo so the scheduler keeps running when
  * this process, or the agent that started it, dies. Maps are reused across loads, so SLOs and
@@ -216,12 +217,12 @@ static struct bpf_object *open_object(const char *pin_dir, const struct load_opt
 				      unsigned int drop, struct bpf_map **ops_map,
 				      struct shared_maps *shared)
 {
-	char path[PATH_MAX];
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
 	struct bpf_object *obj;
 	struct bpf_map *map;
 	__u32 nr_cpus;
 
-	obj = bpf_object__open_file(o->obj_path, NULL);
+	obj = bpf_object__open_file(o->obj_path, &open_opts);
 	if (!obj) {
 		fail("cannot open BPF object %s: %s (run `make build`)", o->obj_path, strerror(errno));
 		return NULL;
@@ -248,29 +249,21 @@ static struct bpf_object *open_object(const char *pin_dir, const struct load_opt
 	drop_optional_ops(obj, drop);
 
 	/*
-	 * Pinned maps are reused when present, so SLOs and stats survive a re-attach. The map holding
-	 * the cpu.max release timer must be pinned too: the kernel cancels a map's BPF timers once no
-	 * user-space reference is left, which for an unpinned map is as soon as this process exits.
+	 * Which maps are pinned is said where each is declared (LIBBPF_PIN_BY_NAME): libbpf reuses
+	 * the pinned map when present, so SLOs and stats survive a re-attach, and pins a new one
+	 * otherwise. A standby takes over the pinned maps instead and pins nothing.
 	 */
 	*ops_map = NULL;
 	bpf_object__for_each_map(map, obj) {
-		const char *name = bpf_map__name(map);
+		const char *path = bpf_map__pin_path(map);
 
 		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
 			*ops_map = map;
 			continue;
 		}
-		/*
-		 * .rodata/.bss, per-CPU and per-task scratch, and the cgroup share sums that
-		 * ops.cgroup_init rebuilds at every attach: state of one load, never carried over.
-		 */
-		if (strchr(name, '.') || !strcmp(name, "cpu_ctx_map") || !strcmp(name, "task_ctx_stor") ||
-		    !strcmp(name, "cg_share_map"))
+		if (!shared || !path)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-		if (!shared) {
-			bpf_map__set_pin_path(map, path);
-		} else if (share_pinned_map(map, path, shared)) {
+		if (share_pinned_map(map, path, shared) || bpf_map__set_pin_path(map, NULL)) {
 			bpf_object__close(obj);
 			return NULL;
 		}
@@ -489,7 +482,7 @@ static void default_object_path(char *buf, size_t size)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: scx-slo-loader load|standby|unload|status|serve [options]\n"
+		"usage: scx-slo-loader load|standby|unload|status|serve|abi [options]\n"
 		"  --pin-dir DIR            bpffs folder for pins (default %s)\n"
 		"  --obj FILE               BPF object (load, standby; default: beside this binary)\n"
 		"  --default-budget-ms N    budget for tasks without an SLO (load; default 100)\n"
@@ -519,7 +512,7 @@ int main(int argc, char **argv)
 	static char default_obj[PATH_MAX];
 	struct load_opts lo = {
 		.obj_path = default_obj,
-		.default_budget_ns = 100ULL * 1000000,
+		.default_budget_ns = 100 * NSEC_PER_MSEC,
 		.default_importance = 50,
 		.max_slice_ns = 5000ULL * 1000,
 		.enforce_cpu_max = true,
@@ -540,13 +533,17 @@ int main(int argc, char **argv)
 		case 'p': pin_dir = optarg; break;
 		case 'o': lo.obj_path = optarg; break;
 		case 'b':
-			if (parse_u64(optarg, &v) || v < 1 || v > 10000)
-				return fail("--default-budget-ms must be 1..10000, got '%s'", optarg);
-			lo.default_budget_ns = v * 1000000;
+			if (parse_u64(optarg, &v) || v < SLO_BUDGET_MIN_NS / NSEC_PER_MSEC ||
+			    v > SLO_BUDGET_MAX_NS / NSEC_PER_MSEC)
+				return fail("--default-budget-ms must be %llu..%llu, got '%s'",
+					    SLO_BUDGET_MIN_NS / NSEC_PER_MSEC,
+					    SLO_BUDGET_MAX_NS / NSEC_PER_MSEC, optarg);
+			lo.default_budget_ns = v * NSEC_PER_MSEC;
 			break;
 		case 'i':
-			if (parse_u64(optarg, &v) || v < 1 || v > 100)
-				return fail("--default-importance must be 1..100, got '%s'", optarg);
+			if (parse_u64(optarg, &v) || v < SLO_IMPORTANCE_MIN || v > SLO_IMPORTANCE_MAX)
+				return fail("--default-importance must be %d..%d, got '%s'",
+					    SLO_IMPORTANCE_MIN, SLO_IMPORTANCE_MAX, optarg);
 			lo.default_importance = (__u32)v;
 			break;
 		case 's':
@@ -580,6 +577,8 @@ int main(int argc, char **argv)
 		return cmd_unload(pin_dir, purge);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(pin_dir);
+	if (!strcmp(cmd, "abi"))
+		return cmd_abi();
 	if (!strcmp(cmd, "serve"))
 		return cmd_serve(pin_dir);
 	usage();

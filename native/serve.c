@@ -2,7 +2,7 @@
 /*
  * `scx-slo-loader serve`: the agent's line protocol over stdin/stdout.
  *
- * Requests, one per line, words separated by spaces (written by src/sched/loader-client.ts):
+ * Requests, one per line, words separated by spaces (written by src/sched/session.ts):
  *   <id> set <cgroup_id> <budget_ns> <importance> [<cgroup_id> <budget_ns> <importance> ...]
  *   <id> del <cgroup_id> [<cgroup_id> ...]
  *   <id> list | stats | status | ping
@@ -162,34 +162,6 @@ static void do_list(const char *id)
 	fputs("]}\n", stdout);
 }
 
-static void write_counters(void)
-{
-	int ncpu = nr_possible_cpus(), c;
-	struct slo_counters *per = calloc((size_t)ncpu, sizeof(*per)), sum = {};
-	__u32 zero = 0;
-
-	if (per && !bpf_map_lookup_elem(maps.counters, &zero, per)) {
-		for (c = 0; c < ncpu; c++) {
-			sum.miss_events += per[c].miss_events;
-			sum.miss_drops += per[c].miss_drops;
-			sum.preempt_kicks += per[c].preempt_kicks;
-			sum.direct_idle += per[c].direct_idle;
-			sum.kthread_local += per[c].kthread_local;
-			sum.idle_kicks += per[c].idle_kicks;
-			sum.no_victim += per[c].no_victim;
-			sum.throttled += per[c].throttled;
-		}
-	}
-	free(per);
-	printf("\"counters\":{\"miss_events\":%llu,\"miss_drops\":%llu,\"preempt_kicks\":%llu,"
-	       "\"direct_idle\":%llu,\"kthread_local\":%llu,\"idle_kicks\":%llu,"
-	       "\"no_victim\":%llu,\"throttled\":%llu}",
-	       (unsigned long long)sum.miss_events, (unsigned long long)sum.miss_drops,
-	       (unsigned long long)sum.preempt_kicks, (unsigned long long)sum.direct_idle,
-	       (unsigned long long)sum.kthread_local, (unsigned long long)sum.idle_kicks,
-	       (unsigned long long)sum.no_victim, (unsigned long long)sum.throttled);
-}
-
 static void do_stats(const char *id)
 {
 	__u64 key, next, *prev = NULL;
@@ -197,7 +169,7 @@ static void do_stats(const char *id)
 	int first = 1, i, last;
 
 	printf("{\"id\":%s,\"ok\":true,\"hist_buckets\":%d,", id, HIST_BUCKETS);
-	write_counters();
+	write_counters(stdout, maps.counters);
 	fputs(",\"cgroups\":[", stdout);
 	while (!bpf_map_get_next_key(maps.stats, prev, &next)) {
 		key = next;
