@@ -21,7 +21,7 @@
 #ifndef SCX_SLO_CGROUP_SHARE_BPF_H
 #define SCX_SLO_CGROUP_SHARE_BPF_H
 
-#include "scx_slo.bpf.h"
+#include "sched.bpf.h"
 
 /* A cgroup-rich node (Kubernetes: about four per pod) stays well inside this. */
 #define CG_SHARE_MAX_ENTRIES 16384

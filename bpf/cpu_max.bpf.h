@@ -20,7 +20,7 @@
 #ifndef SCX_SLO_CPU_MAX_BPF_H
 #define SCX_SLO_CPU_MAX_BPF_H
 
-#include "scx_slo.bpf.h"
+#include "sched.bpf.h"
 
 #define CLOCK_MONOTONIC 1
 /* The iterator inside a bpf_for_each() loop (libbpf's macro names it ___it). */

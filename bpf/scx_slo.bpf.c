@@ -77,7 +77,7 @@
  *    deadline plus lag_cap_ns) it takes turns with them. Its share, 1 CPU, is what it keeps; the
  *    4 hogs share the other, as the fair class would divide two cgroups of equal weight.
  */
-#include "scx_slo.bpf.h"
+#include "sched.bpf.h"
 #include "measure.bpf.h"
 #include "cpu_max.bpf.h"
 #include "cgroup_share.bpf.h"

@@ -4,8 +4,8 @@
  * tunables, the queues, and the per-task and per-CPU state every part of scx_slo reads. The
  * policy itself is explained at the top of scx_slo.bpf.c.
  */
-#ifndef SCX_SLO_BPF_H
-#define SCX_SLO_BPF_H
+#ifndef SCX_SLO_SCHED_BPF_H
+#define SCX_SLO_SCHED_BPF_H
 
 #include "common.bpf.h"
 
@@ -184,4 +184,4 @@ static __always_inline u64 default_deadline(void)
 	return now_ns() + policy_queue_budget(default_budget_ns);
 }
 
-#endif /* SCX_SLO_BPF_H */
+#endif /* SCX_SLO_SCHED_BPF_H */
