@@ -46,9 +46,11 @@ $(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/a
 
 build: setup deps bpf native ts
 
+## lint: eslint, prettier, and the import rules of src/ (.dependency-cruiser.cjs: layers, no cycles)
 lint: deps
 	npx eslint .
 	npx prettier --check .
+	npx depcruise --config .dependency-cruiser.cjs src bench vm test
 
 ## test: everything, the VM tests against the real sched_ext kernel included
 test: build lint
