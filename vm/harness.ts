@@ -45,10 +45,9 @@ export interface VmOptions {
 /**
  * Every feature TCG emulates, less 5-level paging. With la57 the guest kernel walks five page-table
  * levels; TCG's software TLB is refilled by such a walk after every address-space switch, with no
- * paging-structure caches as hardware has, so the fifth level added about a fifth to each
- * wake-up path under emulation (quick ladder, same host: scx_slo N=8 p99 335 -> 272 us, in-kernel
- * run-queue wait p99 164-229 -> 115-131 us; fair's slice-bound p99 unchanged). No workload here
- * needs 57-bit addresses.
+ * paging-structure caches as hardware has, so the fifth level adds a large share to each wake-up
+ * path under emulation (bench/results/2026-11-24-proof-4level/NOTES.md has the A/B). No workload
+ * here needs 57-bit addresses.
  */
 export const DEFAULT_CPU_MODEL = "max,la57=off";
 
@@ -56,9 +55,7 @@ export const DEFAULT_CPU_MODEL = "max,la57=off";
  * Kernel command-line words every guest gets. TCG executes nothing speculatively, so the guest's
  * Spectre defences (retpolines on every indirect call, the return-stack refill at every context
  * switch) guard nothing here, yet they are emulated instruction by instruction on every wake-up
- * path (quick A/B, 6 interleaved pairs each: scx_slo N=8 p99 about 312 -> 268 us, 0.21x -> 0.185x
- * of fair, whose slice-bound p99 did not move). Hardware keeps its own mitigations; this is the
- * emulator's cost only.
+ * path. Hardware keeps its own mitigations; this is the emulator's cost only.
  */
 export const DEFAULT_KERNEL_ARGS = ["mitigations=off"];
 
