@@ -7,10 +7,10 @@ import { writeCgroupFile } from "../src/cgroup/cgroupfs.js";
 import {
   defaultLoaderPaths,
   loadScheduler,
-  LoaderSession,
   schedulerStatus,
   unloadScheduler,
 } from "../src/sched/loader.js";
+import { LoaderSession } from "../src/sched/session.js";
 import { histogramQuantileNs } from "../src/sched/histogram.js";
 import { NS_PER_MS } from "../src/slo/model.js";
 

@@ -1,7 +1,8 @@
 // Periodic wake-ups under SCHED_OTHER (the class sched_ext replaces): cyclictest from rt-tests,
 // with its own microsecond histogram, so percentiles come from every sample. SCHED_FIFO only for
 // the fair-rt reference arm.
-import { spawnInCgroup, waitFor } from "../../src/util/process.js";
+import { spawnInCgroup } from "../../src/cgroup/spawn.js";
+import { waitFor } from "../../src/util/process.js";
 import { percentilesFromHistogram, type Percentiles } from "../stats.js";
 
 export interface CyclictestOptions {

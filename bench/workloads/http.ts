@@ -4,7 +4,7 @@
 // its own lateness is recorded (http_send_lag_p99_us) to show it stayed out of the figures.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnInCgroup } from "../../src/util/process.js";
+import { spawnInCgroup } from "../../src/cgroup/spawn.js";
 import type { CellContext, RunningWorkload, Workload } from "../workload.js";
 import { calibrateHashIters } from "./http-server.js";
 import type { LoadgenResult } from "./http-loadgen.js";

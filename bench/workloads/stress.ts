@@ -1,7 +1,8 @@
 // The noisy neighbour: stress-ng CPU hogs, with their throughput (bogo ops/s) as the cost side.
 import { readFileSync, rmSync } from "node:fs";
 import { parse } from "yaml";
-import { spawnInCgroup, waitFor, type Finished } from "../../src/util/process.js";
+import { spawnInCgroup } from "../../src/cgroup/spawn.js";
+import { waitFor, type Finished } from "../../src/util/process.js";
 
 export interface StressHandle {
   done: Promise<number | null>;

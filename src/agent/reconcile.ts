@@ -1,7 +1,8 @@
 // Desired SLOs vs what the BPF SLO map holds: only the difference is written, through the one
 // loader session, as map updates. The scheduler is never reloaded for an SLO change.
 
-import type { LoaderSession, SloEntry } from "../sched/loader.js";
+import type { SloEntry } from "../sched/loader.js";
+import type { LoaderSession } from "../sched/session.js";
 import type { ResolvedSlo } from "../slo/model.js";
 
 export interface SloDiff {

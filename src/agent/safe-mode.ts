@@ -43,3 +43,19 @@ export function clearSafeModeFlag(file: string): boolean {
   rmSync(file, { force: true });
   return was;
 }
+
+/**
+ * The switch the supervisor reads: the flag file first (an operator's, or the agent's own after
+ * repeated failures), then any other source (the node's annotation in Kubernetes mode).
+ */
+export function safeModeSwitch(
+  file: string,
+  other: () => SafeModeFlag | null = () => null,
+): () => SafeModeFlag {
+  return () => {
+    const flag = readSafeModeFlag(file);
+    if (flag.on) return flag.reason ? flag : { on: true, reason: `flag file ${file}` };
+    const o = other();
+    return o?.on ? o : flag;
+  };
+}

@@ -7,30 +7,25 @@
 // so it outlives this process. Only safe mode unloads it.
 
 import { EventEmitter } from "node:events";
-import type { ExitInfo } from "../sched/loader.js";
+import type { ExitInfo, SchedulerState } from "../api/status.js";
 import { isScxSloAttached, SCHEDULER_NAME, type ScxSysfs } from "../sched/scx-sysfs.js";
+import { Coalescer } from "../util/coalesce.js";
 import { errorMessage, silentLogger, type Logger } from "../util/log.js";
 import type { SafeModeFlag } from "./safe-mode.js";
 
-export type SchedulerState = "starting" | "attached" | "fallen_back" | "safe_mode" | "unsupported";
-
-export const SCHEDULER_STATES: readonly SchedulerState[] = [
-  "starting",
-  "attached",
-  "fallen_back",
-  "safe_mode",
-  "unsupported",
-];
-
-/** The kernel and loader operations the supervisor needs; injectable for tests. */
+/** The kernel and loader operations the supervisor needs (sched/handle.ts); injectable for tests. */
 export interface SchedulerControl {
-  read(): ScxSysfs;
+  kernelState(): ScxSysfs;
   /** The pinned link is present (the loader's unload removes it; the kernel then detaches). */
   linkPinned(): boolean;
-  load(): Promise<void>;
+  attach(): Promise<void>;
   unload(): Promise<void>;
   /** Why the scheduler last stopped; read before a re-attach resets it. */
   lastExit(): Promise<ExitInfo | null>;
+  /** Told each time the scheduler is seen attached (it may prepare for the next re-attach). */
+  onAttached?(): void;
+  /** Told when safe mode takes the scheduler down and keeps it down. */
+  onParked?(): void;
 }
 
 export interface SupervisorOptions {
@@ -113,11 +108,12 @@ export class Supervisor extends EventEmitter {
   private lastError: string | null = null;
   private memorySafeMode: string | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private running = false;
-  private rerun = false;
   private stopped = false;
   private firstStep: Promise<void> | null = null;
-  private idle: Promise<void> = Promise.resolve();
+  private readonly checks = new Coalescer(
+    () => this.check(),
+    () => this.stopped,
+  );
 
   constructor(options: SupervisorOptions) {
     super();
@@ -145,26 +141,20 @@ export class Supervisor extends EventEmitter {
 
   /** Starts supervising; resolves once the first check (adopt, load or safe mode) is done. */
   start(): Promise<void> {
-    if (this.firstStep) return this.firstStep;
-    this.firstStep = this.run();
+    this.firstStep ??= this.checks.request("start");
     return this.firstStep;
   }
 
   /** Checks now instead of at the next poll (a pin changed, the safe-mode flag changed). */
   wake(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.rerun = true;
-      return;
-    }
-    this.schedule(0);
+    void this.checks.request("wake");
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.idle;
+    await this.checks.idle();
   }
 
   private schedule(delayMs: number): void {
@@ -172,32 +162,23 @@ export class Supervisor extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.run();
+      void this.checks.request("poll");
     }, delayMs);
   }
 
-  private async run(): Promise<void> {
-    if (this.running) {
-      this.rerun = true;
-      return;
-    }
-    this.running = true;
+  /** One check, then the next one scheduled (a wake during it runs it again at once). */
+  private async check(): Promise<void> {
     let delay: number;
-    let done!: () => void;
-    this.idle = new Promise((r) => (done = r));
     try {
       delay = await this.step();
     } catch (err) {
       this.o.log.error(`scheduler supervision: ${errorMessage(err)}`);
       delay = this.o.pollMs;
-    } finally {
-      this.running = false;
-      done();
     }
-    if (delay < 0 || this.stopped) return;
-    if (this.rerun) {
-      this.rerun = false;
-      delay = 0;
+    if (delay < 0 || this.stopped) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      return;
     }
     this.schedule(delay);
   }
@@ -260,7 +241,7 @@ export class Supervisor extends EventEmitter {
   private async step(): Promise<number> {
     const { control, log } = this.o;
     const now = this.o.now();
-    const sys = control.read();
+    const sys = control.kernelState();
     if (!sys.supported) {
       if (this.state !== "unsupported") {
         log.warn(
@@ -288,6 +269,7 @@ export class Supervisor extends EventEmitter {
           log.error(`safe mode: unloading scx_slo failed: ${errorMessage(err)}`);
         }
       }
+      if (this.state !== "safe_mode") control.onParked?.();
       this.setState("safe_mode", reason);
       return attached ? this.o.fastPollMs : this.o.pollMs;
     }
@@ -315,6 +297,7 @@ export class Supervisor extends EventEmitter {
         this.consecutiveFailures = 0;
         this.setState("attached", how === "adopted" ? "adopted at start" : "attached by the agent");
         this.attachedSince = now;
+        control.onAttached?.();
         this.emit("attached", how);
       }
       if (!control.linkPinned()) {
@@ -349,7 +332,7 @@ export class Supervisor extends EventEmitter {
     if (now < this.nextAttemptAt) return Math.min(this.o.pollMs, this.nextAttemptAt - now);
 
     try {
-      await control.load();
+      await control.attach();
       this.loadedByUs = true;
       this.lastError = null;
       log.info(

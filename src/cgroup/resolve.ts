@@ -7,6 +7,7 @@
 import { readdirSync, statSync, type Dirent } from "node:fs";
 import path from "node:path";
 import { MAX_SLO_ENTRIES, type ResolvedSlo, type SloRule } from "../slo/model.js";
+import { isGlob } from "../slo/validate.js";
 import { CGROUP_ROOT } from "./cgroupfs.js";
 
 /** SLO_MAX_CGROUP_DEPTH in bpf/scx_slo.h: the scheduler looks no deeper for a task's SLO. */
@@ -74,12 +75,6 @@ function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
-const GLOB_CHARS = /[*?[]/;
-
-function isPattern(component: string): boolean {
-  return GLOB_CHARS.test(component);
-}
-
 function unescapeLiteral(component: string): string {
   return component.replace(/\\(.)/g, "$1");
 }
@@ -101,7 +96,7 @@ export function expandGlob(
   let truncated = false;
   for (const part of parts) {
     const next: string[] = [];
-    if (!isPattern(part)) {
+    if (!isGlob(part)) {
       const name = unescapeLiteral(part);
       for (const base of current) {
         const candidate = `${base}/${name}`;

@@ -1,9 +1,10 @@
 // `scx-slo config init [FILE]` (and the original tool's `--create-config`) and `config check FILE`.
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import path from "node:path";
-import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../sources/example-config.js";
-import { formatConfigError, loadConfigFile } from "../sources/file-config.js";
-import { CliError, EXIT_ERROR, EXIT_OK, parse, UsageError, type Io } from "./common.js";
+import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../sources/file/example.js";
+import { formatConfigError, loadConfigFile } from "../sources/file/parse.js";
+import { parseOptions as parse, UsageError } from "../util/args.js";
+import { CliError, EXIT_ERROR, EXIT_OK, type Io } from "./common.js";
 import { DEFAULT_CONFIG_FILE } from "./usage.js";
 
 export async function configCommand(args: string[], io: Io): Promise<number> {

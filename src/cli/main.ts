@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // scx-slo: the command line. Exit status 0 ok, 1 error, 2 usage. Each command's module is loaded
 // only when that command runs, so the short ones do not pay for loading the agent.
-import { CliError, EXIT_ERROR, EXIT_USAGE, stdio, UsageError, type Io } from "./common.js";
+import { UsageError } from "../util/args.js";
+import { CliError, EXIT_ERROR, EXIT_USAGE, stdio, type Io } from "./common.js";
 import { HELP, USAGE } from "./usage.js";
 import { packageVersion } from "../util/version.js";
 

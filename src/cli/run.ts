@@ -4,19 +4,13 @@ import { Agent, type SourceSpec } from "../agent/agent.js";
 import { DEFAULT_SAFE_MODE_FILE } from "../agent/safe-mode.js";
 import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
 import { DEFAULT_OVERLOAD } from "../metrics/overload.js";
-import { DEFAULT_LISTEN, parseListen } from "../metrics/server.js";
+import { DEFAULT_LISTEN } from "../api/endpoints.js";
 import { defaultLoaderPaths } from "../sched/loader.js";
 import { BUDGET_MAX_MS, BUDGET_MIN_MS } from "../slo/model.js";
+import { intOption, numberOption, parseOptions as parse, UsageError } from "../util/args.js";
+import { parseListen } from "../util/listen.js";
 import { createLogger, errorMessage } from "../util/log.js";
-import {
-  CliError,
-  EXIT_OK,
-  intOption,
-  numberOption,
-  parse,
-  UsageError,
-  type Io,
-} from "./common.js";
+import { CliError, EXIT_OK, type Io } from "./common.js";
 import { DEFAULT_CONFIG_FILE } from "./usage.js";
 
 export async function runCommand(args: string[], io: Io): Promise<number> {
@@ -92,11 +86,15 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     }
     throw new CliError(`agent failed to start: ${errorMessage(err)}`);
   }
+  // SIGHUP re-reads the rules (and would otherwise end the process); SIGTERM and SIGINT stop.
+  const onSighup = () => void agent.reload("SIGHUP");
+  process.on("SIGHUP", onSighup);
   await new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {
       log.info(`${sig}: stopping the agent; the scheduler is left as it is`);
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
+      process.off("SIGHUP", onSighup);
       agent.stop().then(resolve, (err: unknown) => {
         log.error(`stopping: ${errorMessage(err)}`);
         resolve();

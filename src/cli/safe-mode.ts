@@ -11,7 +11,8 @@ import {
 import { defaultLoaderPaths, unloadScheduler } from "../sched/loader.js";
 import { isScxSloAttached, readScxSysfs } from "../sched/scx-sysfs.js";
 import { errorMessage } from "../util/log.js";
-import { CliError, EXIT_OK, parse, UsageError, type Io } from "./common.js";
+import { parseOptions as parse, UsageError } from "../util/args.js";
+import { CliError, EXIT_OK, type Io } from "./common.js";
 
 function who(): string {
   try {

@@ -1,21 +1,19 @@
 // `scx-slo status`: what the kernel, the loader and (when running) the agent say, as a table or
 // --json. Works without an agent: the scheduler's own state and maps are read directly.
-import type { AgentStatusJson } from "../agent/agent.js";
 import { DEFAULT_SAFE_MODE_FILE, readSafeModeFlag } from "../agent/safe-mode.js";
+import { DEFAULT_LISTEN } from "../api/endpoints.js";
+import { AgentStatusSchema, type AgentStatus, type ExitInfo } from "../api/status.js";
 import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
 import { cgroupPathsById } from "../cgroup/resolve.js";
-import { DEFAULT_LISTEN, parseListen } from "../metrics/server.js";
 import { histogramQuantileNs } from "../sched/histogram.js";
-import {
-  defaultLoaderPaths,
-  LoaderSession,
-  schedulerStatus,
-  type ExitInfo,
-  type SchedulerStatus,
-} from "../sched/loader.js";
+import { defaultLoaderPaths, schedulerStatus } from "../sched/loader.js";
+import { parseReply, type SchedulerStatus } from "../sched/replies.js";
 import { readScxSysfs } from "../sched/scx-sysfs.js";
+import { LoaderSession } from "../sched/session.js";
+import { parseOptions as parse, UsageError } from "../util/args.js";
+import { listenUrl, parseListen } from "../util/listen.js";
 import { errorMessage } from "../util/log.js";
-import { EXIT_OK, parse, UsageError, type Io } from "./common.js";
+import { EXIT_OK, type Io } from "./common.js";
 
 export interface StatusSlo {
   cgroup_id: string;
@@ -33,16 +31,16 @@ export interface StatusSlo {
 export interface StatusReport {
   scheduler: SchedulerStatus;
   safe_mode: { on: boolean; reason: string; file: string };
-  agent: AgentStatusJson | null;
+  agent: AgentStatus | null;
   agent_error: string | null;
   slos: StatusSlo[] | null;
   slos_error: string | null;
 }
 
-async function fetchAgent(url: string): Promise<AgentStatusJson> {
+async function fetchAgent(url: string): Promise<AgentStatus> {
   const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2000) });
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return (await res.json()) as AgentStatusJson;
+  return parseReply(AgentStatusSchema, await res.json(), "agent /status");
 }
 
 async function readMaps(): Promise<StatusSlo[]> {
@@ -92,12 +90,9 @@ export async function collectStatus(listen: string, safeModeFile: string): Promi
     };
   }
   const flag = readSafeModeFlag(safeModeFile);
-  let agent: AgentStatusJson | null = null;
+  let agent: AgentStatus | null = null;
   let agentError: string | null = null;
-  const addr = parseListen(listen);
-  const host =
-    addr.host === "0.0.0.0" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
-  const url = `http://${host}:${addr.port}`;
+  const url = listenUrl(parseListen(listen));
   try {
     agent = await fetchAgent(url);
   } catch (err) {
@@ -187,7 +182,7 @@ export function formatStatus(r: StatusReport): string {
   } else {
     kv("scheduler", `not attached: the kernel's fair class runs everything (sched_ext ${s.state})`);
   }
-  const exit = exitLine(s.exit ?? (r.agent?.scheduler.last_exit as ExitInfo | null | undefined));
+  const exit = exitLine(s.exit ?? r.agent?.scheduler.last_exit);
   if (exit) kv("last exit", exit);
   kv(
     "safe mode",

@@ -3,7 +3,7 @@
 import { DEFAULT_SAFE_MODE_FILE } from "../agent/safe-mode.js";
 import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
 import { DEFAULT_OVERLOAD } from "../metrics/overload.js";
-import { DEFAULT_LISTEN } from "../metrics/server.js";
+import { DEFAULT_LISTEN } from "../api/endpoints.js";
 import { BUDGET_MAX_MS, BUDGET_MIN_MS } from "../slo/model.js";
 
 export const DEFAULT_CONFIG_FILE = "/etc/scx-slo/config";

@@ -3,8 +3,9 @@
 // where known, the pod's namespace and name.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
-import type { CgroupStats, ExitInfo, SchedulerCounters } from "../sched/loader.js";
-import { SCHEDULER_STATES, type SchedulerState } from "../agent/supervisor.js";
+import { SCHEDULER_STATES, type ExitInfo, type SchedulerState } from "../api/status.js";
+import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
+import type { CounterDesc } from "../sched/replies.js";
 import {
   CollectedMetric,
   NS_PER_S,
@@ -54,9 +55,15 @@ function cgroupLabels(s: SloSample): Record<string, string> {
   return { cgroup: s.cgroup, namespace: s.namespace, pod: s.pod };
 }
 
+export interface AgentMetricsOptions {
+  /** The scheduler's counters (the loader's abi table); each is exported as it is named there. */
+  readonly counters?: readonly CounterDesc[];
+  readonly defaultMetrics?: boolean;
+}
+
 export function createAgentMetrics(
   view: MetricsView,
-  opts: { defaultMetrics?: boolean } = {},
+  opts: AgentMetricsOptions = {},
 ): AgentMetrics {
   const registry = new Registry();
   const p = METRIC_PREFIX;
@@ -166,33 +173,12 @@ export function createAgentMetrics(
       return exit ? [{ labels: { kind: exit.kind_name, reason: exit.reason }, value: 1 }] : [];
     },
   );
-  const counter = (name: string, help: string, key: keyof SchedulerCounters) =>
-    add(name, help, "counter", () => {
-      const c = view.counters();
-      return c ? [{ labels: {}, value: c[key] }] : [];
+  for (const c of opts.counters ?? []) {
+    add(c.metric, c.help, "counter", () => {
+      const value = view.counters()?.[c.name];
+      return value === undefined ? [] : [{ labels: {}, value }];
     });
-  counter(
-    "miss_events_total",
-    "Deadline misses the scheduler sent on its ring buffer",
-    "miss_events",
-  );
-  counter(
-    "ringbuf_drops_total",
-    "Deadline misses not sent on the ring buffer (rate limit or buffer full)",
-    "miss_drops",
-  );
-  counter("preempt_kicks_total", "CPUs kicked so a waking SLO task runs at once", "preempt_kicks");
-  counter("direct_idle_total", "Wake-ups placed straight on an idle CPU", "direct_idle");
-  counter(
-    "no_victim_total",
-    "SLO wake-ups that found no idle CPU and nothing later to preempt",
-    "no_victim",
-  );
-  counter(
-    "cpu_max_throttled_total",
-    "Tasks scx_slo held back until the next period because their cgroup used its cpu.max quota",
-    "throttled",
-  );
+  }
 
   const configReloads = new Counter({
     name: `${p}config_reloads_total`,

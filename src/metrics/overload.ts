@@ -4,6 +4,8 @@
 // single miss in an almost idle cgroup is not an alarm). Load shedders poll /overload and back off
 // for retry_after_s.
 
+import type { OverloadVerdict } from "../api/overload.js";
+
 export interface OverloadThresholds {
   readonly windowS: number;
   /** Fraction of runs (0..1) that, exceeded, means overload. */
@@ -26,15 +28,6 @@ export interface CounterSample {
   readonly t: number;
   readonly runs: number;
   readonly misses: number;
-}
-
-export interface OverloadVerdict {
-  readonly overloaded: boolean;
-  readonly misses: number;
-  readonly runs: number;
-  readonly window_s: number;
-  /** 0 when not overloaded; else seconds until the window would clear without new misses. */
-  readonly retry_after_s: number;
 }
 
 export function isOverloaded(misses: number, runs: number, th: OverloadThresholds): boolean {

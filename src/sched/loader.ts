@@ -1,12 +1,17 @@
-// The TypeScript side of native/loader.c: one-shot commands (load, unload, status) and the
-// long-running `serve` session that applies SLOs, reads stats and streams deadline misses.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { EventEmitter } from "node:events";
+// The TypeScript side of native/loader.c's one-shot commands (load, unload, status, abi), and the
+// shapes of what the scheduler reports. The long-running `serve` session is session.ts.
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { findProjectRoot } from "../util/project-root.js";
+import {
+  AbiSchema,
+  parseLine,
+  SchedulerStatusSchema,
+  type Abi,
+  type SchedulerStatus,
+} from "./replies.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -35,27 +40,6 @@ export interface LoadOptions {
   maxSliceUs?: number;
 }
 
-export interface ExitInfo {
-  kind: number;
-  kind_name: string;
-  code: number;
-  reason: string;
-  msg: string;
-}
-
-export interface SchedulerStatus {
-  sched_ext: boolean;
-  state: string;
-  ops: string | null;
-  attached: boolean;
-  link_pinned: boolean;
-  maps_pinned: boolean;
-  enable_seq: number;
-  gen?: number;
-  nr_attach?: number;
-  exit?: ExitInfo;
-}
-
 export interface CgroupStats {
   cgroupId: bigint;
   runs: number;
@@ -68,17 +52,8 @@ export interface CgroupStats {
   hist: number[];
 }
 
-export interface SchedulerCounters {
-  miss_events: number;
-  miss_drops: number;
-  preempt_kicks: number;
-  direct_idle: number;
-  kthread_local: number;
-  idle_kicks: number;
-  no_victim: number;
-  /** Tasks held back because their cgroup had used its cpu.max quota for the period. */
-  throttled: number;
-}
+/** The scheduler's counters by name (SLO_COUNTERS in bpf/scx_slo.h), summed over CPUs. */
+export type SchedulerCounters = Readonly<Record<string, number>>;
 
 export interface StatsSnapshot {
   counters: SchedulerCounters;
@@ -110,8 +85,9 @@ async function runLoader(paths: LoaderPaths, args: string[]): Promise<string> {
   if (!existsSync(paths.binary)) {
     throw new LoaderError(`${paths.binary} is missing: run \`make build\``);
   }
+  const pinArgs = args[0] === "abi" ? [] : ["--pin-dir", paths.pinDir];
   try {
-    const { stdout } = await execFileAsync(paths.binary, [...args, "--pin-dir", paths.pinDir], {
+    const { stdout } = await execFileAsync(paths.binary, [...args, ...pinArgs], {
       maxBuffer: 16 << 20,
     });
     return stdout;
@@ -148,164 +124,18 @@ export async function unloadScheduler(paths: LoaderPaths, purge = false): Promis
 }
 
 export async function schedulerStatus(paths: LoaderPaths): Promise<SchedulerStatus> {
-  return JSON.parse(await runLoader(paths, ["status"])) as SchedulerStatus;
+  return parseLine(SchedulerStatusSchema, await runLoader(paths, ["status"]), "loader status");
 }
 
-interface Pending {
-  resolve: (reply: Record<string, unknown>) => void;
-  reject: (err: Error) => void;
-}
+const abiCache = new Map<string, Promise<Abi>>();
 
-/**
- * One `scx-slo-loader serve` child. Requests are answered in order; misses arrive as "miss"
- * events. The child holds no scheduler state of its own: if it dies, a new session picks up the
- * pinned maps where it left off.
- */
-export class LoaderSession extends EventEmitter {
-  private child: ChildProcessWithoutNullStreams;
-  private nextId = 1;
-  private pending = new Map<number, Pending>();
-  private closed = false;
-
-  constructor(paths: LoaderPaths) {
-    super();
-    if (!existsSync(paths.binary)) {
-      throw new LoaderError(`${paths.binary} is missing: run \`make build\``);
-    }
-    this.child = spawn(paths.binary, ["serve", "--pin-dir", paths.pinDir], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const lines = createInterface({ input: this.child.stdout });
-    lines.on("line", (line) => this.onLine(line));
-    this.child.stderr.on("data", (d: Buffer) => this.emit("stderr", d.toString()));
-    this.child.on("exit", (code, signal) => {
-      this.closed = true;
-      const err = new LoaderError(`loader session ended (code ${code}, signal ${signal})`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-      this.emit("exit", code, signal);
-    });
-    this.child.on("error", (err) => {
-      // e.g. the binary exists but cannot be executed: reported like an exit, never thrown
-      this.closed = true;
-      for (const p of this.pending.values())
-        p.reject(new LoaderError(`loader session failed: ${err.message}`));
-      this.pending.clear();
-      this.emit("exit", null, null);
-    });
-    this.child.stdin.on("error", () => {
-      /* reported through "exit" */
-    });
+/** The constants and counters table the loader was built with (read once per binary). */
+export function readAbi(paths: LoaderPaths): Promise<Abi> {
+  let abi = abiCache.get(paths.binary);
+  if (abi === undefined) {
+    abi = runLoader(paths, ["abi"]).then((out) => parseLine(AbiSchema, out, "loader abi"));
+    abi.catch(() => abiCache.delete(paths.binary));
+    abiCache.set(paths.binary, abi);
   }
-
-  get alive(): boolean {
-    return !this.closed;
-  }
-
-  private onLine(line: string): void {
-    let msg: Record<string, unknown>;
-    try {
-      msg = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      this.emit("stderr", `unparsable loader line: ${line}`);
-      return;
-    }
-    if (msg.event === "miss") {
-      const ev: MissEvent = {
-        cgroupId: BigInt(msg.cgroup_id as string),
-        waitNs: msg.wait_ns as number,
-        budgetNs: msg.budget_ns as number,
-        atNs: msg.at_ns as number,
-        pid: msg.pid as number,
-        cpu: msg.cpu as number,
-        comm: msg.comm as string,
-      };
-      this.emit("miss", ev);
-      return;
-    }
-    const id = msg.id as number;
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    if (msg.ok) p.resolve(msg);
-    else p.reject(new LoaderError(String(msg.error)));
-  }
-
-  private request(words: string): Promise<Record<string, unknown>> {
-    if (this.closed) return Promise.reject(new LoaderError("loader session is closed"));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.child.stdin.write(`${id} ${words}\n`);
-    });
-  }
-
-  /** Adds or changes SLOs in one request (validated as a whole by the loader). */
-  async set(entries: readonly SloEntry[]): Promise<void> {
-    // Chunked so no request line grows without bound; each chunk is all-or-nothing.
-    for (let i = 0; i < entries.length; i += 512) {
-      const chunk = entries.slice(i, i + 512);
-      await this.request(
-        "set " +
-          chunk.map((e) => `${e.cgroupId} ${Math.round(e.budgetNs)} ${e.importance}`).join(" "),
-      );
-    }
-  }
-
-  async del(cgroupIds: readonly bigint[]): Promise<void> {
-    for (let i = 0; i < cgroupIds.length; i += 1024) {
-      await this.request("del " + cgroupIds.slice(i, i + 1024).join(" "));
-    }
-  }
-
-  async list(): Promise<SloEntry[]> {
-    const reply = await this.request("list");
-    return (reply.slos as { cgroup_id: string; budget_ns: number; importance: number }[]).map(
-      (s) => ({
-        cgroupId: BigInt(s.cgroup_id),
-        budgetNs: s.budget_ns,
-        importance: s.importance,
-      }),
-    );
-  }
-
-  async stats(): Promise<StatsSnapshot> {
-    const reply = await this.request("stats");
-    const buckets = reply.hist_buckets as number;
-    type Raw = {
-      cgroup_id: string;
-      runs: number;
-      wait_sum_ns: number;
-      wait_max_ns: number;
-      misses: number;
-      budget_ns: number;
-      importance: number;
-      hist: number[];
-    };
-    return {
-      counters: reply.counters as SchedulerCounters,
-      cgroups: (reply.cgroups as Raw[]).map((c) => ({
-        cgroupId: BigInt(c.cgroup_id),
-        runs: c.runs,
-        waitSumNs: c.wait_sum_ns,
-        waitMaxNs: c.wait_max_ns,
-        misses: c.misses,
-        budgetNs: c.budget_ns,
-        importance: c.importance,
-        hist: [...c.hist, ...new Array<number>(Math.max(0, buckets - c.hist.length)).fill(0)],
-      })),
-    };
-  }
-
-  async status(): Promise<SchedulerStatus> {
-    return (await this.request("status")) as unknown as SchedulerStatus;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await new Promise<void>((resolve) => {
-      this.child.once("exit", () => resolve());
-      this.child.stdin.end();
-    });
-  }
+  return abi;
 }

@@ -1,12 +1,13 @@
 // A verified copy of the scheduler waiting to be attached: `scx-slo-loader standby`. Opening the
-// object with libbpf and passing the verifier is most of a load's time (about 0.7 s under
-// emulation, against ~70 ms for the attach itself), so the agent keeps one ready while scx_slo
-// runs and a re-attach after an exit costs only the link creation.
+// object with libbpf and passing the verifier is most of a load's time, the attach itself a small
+// part, so the agent keeps one ready while scx_slo runs and a re-attach after an exit costs only
+// the link creation (docs/reliability.md has the figures).
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { withTimeout } from "../util/process.js";
 import { LoaderError, loadArgs, type LoaderPaths, type LoadOptions } from "./loader.js";
+import { StandbyLineSchema } from "./replies.js";
 
 const ERROR_PREFIX = "scx-slo-loader: error: ";
 
@@ -116,10 +117,12 @@ export class StandbyScheduler {
   }
 }
 
+/** Whether the line says field: true; anything else (no line, not JSON, another shape) is no. */
 function replyField(line: string | null, field: "ready" | "ok"): boolean {
   if (line === null) return false;
   try {
-    return (JSON.parse(line) as Record<string, unknown>)[field] === true;
+    const r = StandbyLineSchema.safeParse(JSON.parse(line));
+    return r.success && r.data[field] === true;
   } catch {
     return false;
   }

@@ -1,16 +1,13 @@
 #!/usr/bin/env node
 // scx-slo-shed: the load-shedding sidecar's command line. Exit status 0 ok (also after SIGTERM),
 // 1 error (e.g. the listen address is taken), 2 usage.
-import { parseArgs } from "node:util";
+import { DEFAULT_AGENT_URL } from "../api/endpoints.js";
+import type { OverloadQuery } from "../api/overload.js";
+import { intOption, parseOptions, UsageError } from "../util/args.js";
+import { parseListen, type ListenAddress } from "../util/listen.js";
 import { createLogger } from "../util/log.js";
-import {
-  DEFAULT_AGENT_URL,
-  DEFAULT_INTERVAL_MS,
-  OverloadSignal,
-  overloadUrl,
-  type OverloadTarget,
-} from "./overload-signal.js";
-import { parseUpstream, startSidecar, type ListenAddress } from "./sidecar.js";
+import { DEFAULT_INTERVAL_MS, OverloadSignal, overloadUrl } from "./overload-signal.js";
+import { parseUpstream, startSidecar } from "./sidecar.js";
 
 export const SHED_USAGE = `usage: scx-slo-shed --listen HOST:PORT --upstream http://HOST:PORT
                     (--namespace NS --pod NAME | --cgroup /PATH) [options]
@@ -33,35 +30,23 @@ scx-slo agent says the pod is overloaded. If the agent cannot be asked, nothing 
   -h, --help
 `;
 
-class UsageError extends Error {}
-
 function int(name: string, value: string | undefined, def: number, min: number, max: number) {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) {
-    throw new UsageError(
-      `--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return n;
+  return value === undefined ? def : intOption(name, value, min, max);
 }
 
-function parseListen(text: string): ListenAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) {
-    throw new UsageError(
-      `--listen ${JSON.stringify(text)}: expected HOST:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:8080`,
-    );
+function listenOption(text: string): ListenAddress {
+  try {
+    return parseListen(text, "--listen", "0.0.0.0:8080 or 127.0.0.1:8080");
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
 export interface ShedConfig {
   listen: ListenAddress;
   upstream: string;
   agent: string;
-  target: OverloadTarget;
+  target: OverloadQuery;
   intervalMs: number;
   timeoutMs: number;
   allow: string[];
@@ -73,37 +58,27 @@ export interface ShedConfig {
 
 /** The command line as a config, or a UsageError naming the flag and the fix. */
 export function parseShedArgs(argv: string[]): ShedConfig | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        listen: { type: "string" },
-        upstream: { type: "string" },
-        agent: { type: "string" },
-        namespace: { type: "string" },
-        pod: { type: "string" },
-        cgroup: { type: "string" },
-        "interval-ms": { type: "string" },
-        "timeout-ms": { type: "string" },
-        allow: { type: "string", multiple: true },
-        "shed-fraction": { type: "string" },
-        "upstream-timeout-ms": { type: "string" },
-        "grace-ms": { type: "string" },
-        verbose: { type: "boolean", short: "v" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseOptions(argv, {
+    listen: { type: "string" },
+    upstream: { type: "string" },
+    agent: { type: "string" },
+    namespace: { type: "string" },
+    pod: { type: "string" },
+    cgroup: { type: "string" },
+    "interval-ms": { type: "string" },
+    "timeout-ms": { type: "string" },
+    allow: { type: "string", multiple: true },
+    "shed-fraction": { type: "string" },
+    "upstream-timeout-ms": { type: "string" },
+    "grace-ms": { type: "string" },
+    verbose: { type: "boolean", short: "v" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) return "help";
 
   if (values.listen === undefined)
     throw new UsageError("--listen is required, e.g. --listen 0.0.0.0:8080");
-  const listen = parseListen(values.listen);
+  const listen = listenOption(values.listen);
 
   if (values.upstream === undefined) {
     throw new UsageError("--upstream is required, e.g. --upstream http://127.0.0.1:8081");
@@ -115,7 +90,7 @@ export function parseShedArgs(argv: string[]): ShedConfig | "help" {
   }
 
   const byPod = values.namespace !== undefined || values.pod !== undefined;
-  let target: OverloadTarget;
+  let target: OverloadQuery;
   if (values.cgroup !== undefined) {
     if (byPod) throw new UsageError("--cgroup and --namespace/--pod exclude each other; give one");
     if (!values.cgroup.startsWith("/")) {

@@ -7,29 +7,17 @@
 // that sheds on a broken agent turns a monitoring outage into a service outage.
 
 import http from "node:http";
+import { DEFAULT_AGENT_URL } from "../api/endpoints.js";
+import { parseVerdict, type OverloadQuery, type OverloadVerdict } from "../api/overload.js";
 
-export const DEFAULT_AGENT_URL = "http://127.0.0.1:9617";
 export const DEFAULT_INTERVAL_MS = 100;
-
-/** Which workload to ask about: one cgroup, or a pod (all its SLO cgroups summed). */
-export type OverloadTarget =
-  { readonly cgroup: string } | { readonly namespace: string; readonly pod: string };
-
-/** The agent's answer, as it travels on the wire. */
-export interface AgentVerdict {
-  readonly overloaded: boolean;
-  readonly misses: number;
-  readonly runs: number;
-  readonly window_s: number;
-  readonly retry_after_s: number;
-}
 
 export type SignalState = "unknown" | "ok" | "overloaded";
 
 export interface OverloadSignalOptions {
   /** The agent's base URL, http only (default http://127.0.0.1:9617). */
   readonly agentUrl?: string;
-  readonly target: OverloadTarget;
+  readonly target: OverloadQuery;
   /** Poll period in ms (default 100). */
   readonly intervalMs?: number;
   /** Per-request timeout in ms; must be below the interval (default half the interval). */
@@ -42,7 +30,7 @@ export interface OverloadSignalOptions {
   /** Called when the state changes; `reason` says why for "unknown". */
   readonly onChange?: (
     state: SignalState,
-    verdict: AgentVerdict | undefined,
+    verdict: OverloadVerdict | undefined,
     reason: string,
   ) => void;
 }
@@ -60,7 +48,7 @@ export interface SignalStats {
 const MAX_BODY = 64 * 1024;
 
 /** Builds the /overload URL for a target; throws on a non-http agent URL or an empty target. */
-export function overloadUrl(agentUrl: string, target: OverloadTarget): URL {
+export function overloadUrl(agentUrl: string, target: OverloadQuery): URL {
   let base: URL;
   try {
     base = new URL(agentUrl);
@@ -88,29 +76,6 @@ export function overloadUrl(agentUrl: string, target: OverloadTarget): URL {
   return url;
 }
 
-function isCount(v: unknown): v is number {
-  return typeof v === "number" && Number.isFinite(v) && v >= 0;
-}
-
-/** The verdict in a parsed JSON body, or a description of what is wrong with it. */
-export function parseVerdict(body: unknown): AgentVerdict | string {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return "answer is not a JSON object";
-  }
-  const o = body as Record<string, unknown>;
-  if (typeof o.overloaded !== "boolean") return "answer has no boolean 'overloaded'";
-  for (const k of ["misses", "runs", "window_s", "retry_after_s"] as const) {
-    if (!isCount(o[k])) return `answer has no non-negative number '${k}'`;
-  }
-  return {
-    overloaded: o.overloaded,
-    misses: o.misses as number,
-    runs: o.runs as number,
-    window_s: o.window_s as number,
-    retry_after_s: o.retry_after_s as number,
-  };
-}
-
 /** Seconds for a Retry-After header: the agent's figure rounded up, at least 1. */
 export function retryAfterSeconds(retryAfterS: number): number {
   return Number.isFinite(retryAfterS) && retryAfterS > 1 ? Math.ceil(retryAfterS) : 1;
@@ -129,7 +94,7 @@ export class OverloadSignal {
   private running = false;
   /** Bumped by stop(): a poll that started before it leaves no trace. */
   private generation = 0;
-  private current: AgentVerdict | undefined;
+  private current: OverloadVerdict | undefined;
   /** The state last passed to onChange; undefined until the first poll's outcome. */
   private reported: SignalState | undefined;
   private firstPoll: Promise<void> | undefined;
@@ -198,7 +163,7 @@ export class OverloadSignal {
   }
 
   /** The latest good verdict while it is fresh. */
-  get verdict(): AgentVerdict | undefined {
+  get verdict(): OverloadVerdict | undefined {
     return this.state === "unknown" ? undefined : this.current;
   }
 

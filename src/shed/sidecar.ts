@@ -6,12 +6,8 @@
 
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ListenAddress } from "../util/listen.js";
 import { shedMiddleware, type ShedOptions, type ShedSignal } from "./middleware.js";
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
 
 export interface SidecarOptions {
   readonly listen: ListenAddress;

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Agent, type AgentStatusJson } from "../../src/agent/agent.js";
+import { Agent } from "../../src/agent/agent.js";
+import type { AgentStatus } from "../../src/api/status.js";
 import { defaultLoaderPaths } from "../../src/sched/loader.js";
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 5000): Promise<void> {
@@ -99,7 +100,7 @@ test("agent without sched_ext: unsupported state, endpoints, config reloads", as
     assert.equal((await get("/overload")).status, 400);
     assert.equal((await get("/status", { method: "POST" })).status, 405);
 
-    const status = (await (await get("/status")).json()) as AgentStatusJson;
+    const status = (await (await get("/status")).json()) as AgentStatus;
     assert.equal(status.scheduler.state, "unsupported");
     assert.equal(status.source.loaded, true);
     assert.equal(status.source.reloads_failed, 2);

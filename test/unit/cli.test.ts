@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { findProjectRoot } from "../../src/util/project-root.js";
-import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../../src/sources/example-config.js";
+import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../../src/sources/file/example.js";
 
 const MAIN = path.join(findProjectRoot(), "dist", "src", "cli", "main.js");
 

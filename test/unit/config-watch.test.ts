@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ConfigFileSource, type ReloadResult } from "../../src/agent/config-watch.js";
+import { ConfigFileSource } from "../../src/sources/file/source.js";
+import type { ReloadResult } from "../../src/sources/rule-source.js";
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -26,7 +27,6 @@ test("reload on change; a bad file is rejected and the running rules stay", asyn
     file,
     debounceMs: 20,
     pollMs: 100,
-    sighup: false,
     onReload: (r) => results.push(r),
     log: { debug() {}, info() {}, warn() {}, error: (m) => errors.push(m) },
   });
@@ -62,7 +62,7 @@ test("reload on change; a bad file is rejected and the running rules stay", asyn
 test("a missing file at start: no rules (nothing reconciled) until it appears", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), "scx-watch-"));
   const file = path.join(dir, "config");
-  const src = new ConfigFileSource({ file, debounceMs: 20, pollMs: 50, sighup: false });
+  const src = new ConfigFileSource({ file, debounceMs: 20, pollMs: 50 });
   try {
     await src.start(() => {});
     assert.equal(src.current(), null);

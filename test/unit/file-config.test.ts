@@ -16,16 +16,15 @@ import {
   NS_PER_MS,
   type SloRule,
 } from "../../src/slo/model.js";
-import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../../src/sources/example-config.js";
+import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../../src/sources/file/example.js";
+import type { ConfigError, ParseResult } from "../../src/sources/file/errors.js";
 import {
   MAX_CONFIG_BYTES,
   formatConfigError,
   loadConfigFile,
   parseConfig,
   parseConfigBytes,
-  type ConfigError,
-  type ParseResult,
-} from "../../src/sources/file-config.js";
+} from "../../src/sources/file/parse.js";
 
 const FILE = "/etc/scx-slo/slo.conf";
 

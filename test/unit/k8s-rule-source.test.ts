@@ -8,7 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { KubernetesRuleSource, NODE_SAFE_MODE_ANNOTATION } from "../../src/agent/k8s-source.js";
+import {
+  KubernetesRuleSource,
+  NODE_SAFE_MODE_ANNOTATION,
+} from "../../src/sources/kubernetes/source.js";
 import { KubeClient } from "../../src/sources/kubernetes/client.js";
 import { findProjectRoot } from "../../src/util/project-root.js";
 

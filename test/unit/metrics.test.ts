@@ -9,9 +9,11 @@ import {
   type SloSample,
 } from "../../src/metrics/agent-metrics.js";
 import { waitHistogramValues } from "../../src/metrics/collected.js";
-import { startHttpServer, parseListen } from "../../src/metrics/server.js";
+import { agentRoutes, type AgentView } from "../../src/http/routes.js";
+import { startHttpServer } from "../../src/http/server.js";
+import { parseListen } from "../../src/util/listen.js";
 import { bucketUpperNs, HIST_BUCKETS } from "../../src/sched/histogram.js";
-import type { CgroupStats } from "../../src/sched/loader.js";
+import { defaultLoaderPaths, readAbi, type CgroupStats } from "../../src/sched/loader.js";
 
 interface Sample {
   name: string;
@@ -60,19 +62,21 @@ function stats(id: bigint, hist: number[], over: Partial<CgroupStats> = {}): Cgr
   };
 }
 
+const counts: Record<string, number> = {
+  miss_events: 11,
+  miss_drops: 2,
+  preempt_kicks: 33,
+  direct_idle: 44,
+  kthread_local: 7,
+  idle_kicks: 8,
+  no_victim: 5,
+  throttled: 6,
+};
+
 function view(slos: SloSample[]): MetricsView {
   return {
     slos: () => slos,
-    counters: () => ({
-      miss_events: 11,
-      miss_drops: 2,
-      preempt_kicks: 33,
-      direct_idle: 44,
-      kthread_local: 0,
-      idle_kicks: 0,
-      no_victim: 5,
-      throttled: 6,
-    }),
+    counters: () => counts,
     schedulerState: () => "attached",
     reattaches: () => 3,
     unplannedDetaches: () => 1,
@@ -103,7 +107,8 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
     stats: stats(42n, hist),
     overloaded: true,
   };
-  const m = createAgentMetrics(view([slo]), { defaultMetrics: false });
+  const abi = await readAbi(defaultLoaderPaths());
+  const m = createAgentMetrics(view([slo]), { defaultMetrics: false, counters: abi.counters });
   const text = await m.registry.metrics();
   const { samples, types } = parseExposition(text);
   assert.equal(types.get("scx_slo_wait_seconds"), "histogram");
@@ -154,6 +159,12 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
   assert.equal(one("scx_slo_miss_events_total"), 11);
   assert.equal(one("scx_slo_preempt_kicks_total"), 33);
   assert.equal(types.get("scx_slo_runs_total"), "counter");
+  // Every counter the scheduler keeps (its table, from the loader) reaches the exposition.
+  assert.ok(abi.counters.length >= 8);
+  for (const c of abi.counters) {
+    assert.equal(types.get(`scx_slo_${c.metric}`), "counter", c.name);
+    assert.equal(one(`scx_slo_${c.metric}`), counts[c.name] ?? 0, c.name);
+  }
   m.configReloads.inc({ result: "failed" });
   const after = parseExposition(await m.registry.metrics()).samples;
   const reloads = after.filter((s) => s.name === "scx_slo_config_reloads_total");
@@ -190,22 +201,18 @@ test("a cgroup that has not run yet has no histogram series, but its budget is t
 
 test("HTTP: GET only; healthz, readyz, overload, 404", async () => {
   let ready = false;
-  const srv = await startHttpServer(
-    {
-      metrics: async () => ({ contentType: "text/plain; version=0.0.4", body: "x 1\n" }),
-      ready: () => ({ ready, reasons: ready ? [] : ["no config"] }),
-      overload: (q) =>
-        q.cgroup === "/a"
-          ? {
-              status: 200,
-              body: { overloaded: true, retry_after_s: 4 },
-              headers: { "Retry-After": "4" },
-            }
-          : { status: 404, body: { error: "no" } },
-      status: () => ({ ok: 1 }),
+  const over = { overloaded: true, misses: 30, runs: 100, window_s: 10, retry_after_s: 4 };
+  const view: AgentView = {
+    metrics: async () => ({ contentType: "text/plain; version=0.0.4", body: "x 1\n" }),
+    ready: () => ({ ready, reasons: ready ? [] : ["no config"] }),
+    sloCgroups: () => [{ cgroup: "/a" }, { cgroup: "/p/c", namespace: "shop", pod: "web" }],
+    verdict: (keys) =>
+      keys.includes("/a") ? over : { ...over, overloaded: false, misses: 0, retry_after_s: 0 },
+    status: () => {
+      throw new Error("not asked here");
     },
-    parseListen("127.0.0.1:0"),
-  );
+  };
+  const srv = await startHttpServer(agentRoutes(view), parseListen("127.0.0.1:0"));
   try {
     const get = (p: string, init?: RequestInit) => fetch(`${srv.url}${p}`, init);
     assert.equal((await get("/healthz")).status, 200);
@@ -215,9 +222,16 @@ test("HTTP: GET only; healthz, readyz, overload, 404", async () => {
     const o = await get("/overload?cgroup=/a");
     assert.equal(o.status, 200);
     assert.equal(o.headers.get("retry-after"), "4");
-    assert.deepEqual(await o.json(), { overloaded: true, retry_after_s: 4 });
+    assert.deepEqual(await o.json(), { ...over, cgroups: ["/a"] });
+    const byPod = await get("/overload?namespace=shop&pod=web");
+    assert.equal(byPod.status, 200);
+    assert.equal(byPod.headers.get("retry-after"), null);
+    assert.deepEqual(((await byPod.json()) as { cgroups: string[] }).cgroups, ["/p/c"]);
     assert.equal((await get("/overload?cgroup=/b")).status, 404);
+    assert.equal((await get("/overload?namespace=shop&pod=db")).status, 404);
+    assert.equal((await get("/overload")).status, 400);
     assert.equal((await get("/metrics")).status, 200);
+    assert.equal((await get("/status")).status, 500, "a failing route is a 500, not a crash");
     assert.equal((await get("/nope")).status, 404);
     for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
       const r = await get("/status", { method });

@@ -9,11 +9,10 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { once } from "node:events";
 import { findProjectRoot } from "../../src/util/project-root.js";
+import { parseVerdict, type OverloadVerdict } from "../../src/api/overload.js";
 import {
   OverloadSignal,
-  parseVerdict,
   retryAfterSeconds,
-  type AgentVerdict,
   type SignalState,
 } from "../../src/shed/overload-signal.js";
 import { shedMiddleware } from "../../src/shed/middleware.js";
@@ -25,14 +24,14 @@ const INTERVAL = 100;
 const POLL_TIMEOUT = 90;
 const T = { timeout: 15_000 };
 
-const OK: AgentVerdict = {
+const OK: OverloadVerdict = {
   overloaded: false,
   misses: 0,
   runs: 500,
   window_s: 10,
   retry_after_s: 0,
 };
-const OVER: AgentVerdict = {
+const OVER: OverloadVerdict = {
   overloaded: true,
   misses: 40,
   runs: 500,
@@ -75,7 +74,7 @@ async function fakeAgent() {
     reply: { status: 200, body: JSON.stringify(OK) as string, delayMs: 0 },
     queries: [] as URLSearchParams[],
   };
-  const set = (v: AgentVerdict) => {
+  const set = (v: OverloadVerdict) => {
     state.reply = { status: 200, body: JSON.stringify({ ...v, cgroups: ["/x"] }), delayMs: 0 };
   };
   const served = await serve((req, res) => {

@@ -13,7 +13,7 @@ class FakeKernel implements SchedulerControl {
   loads = 0;
   unloads = 0;
   failLoads = 0;
-  read(): ScxSysfs {
+  kernelState(): ScxSysfs {
     if (!this.supported) return { supported: false, state: "unsupported", ops: null, enableSeq: 0 };
     return {
       supported: true,
@@ -25,7 +25,7 @@ class FakeKernel implements SchedulerControl {
   linkPinned() {
     return this.attached;
   }
-  async load() {
+  async attach() {
     this.loads++;
     if (this.failLoads > 0) {
       this.failLoads--;

@@ -6,16 +6,22 @@
 // only tighten a pod), and a scx-slo.io/importance annotation still overrides the policy's
 // importance. A malformed value skips that pod only, with an error naming pod, field and fix.
 
+import { z } from "zod";
 import {
   BUDGET_MAX_MS,
   BUDGET_MIN_MS,
   IMPORTANCE_MAX,
   IMPORTANCE_MIN,
-  isValidBudgetMs,
-  isValidImportance,
   NS_PER_MS,
   type SloRule,
 } from "../../slo/model.js";
+import {
+  checkBudgetMs,
+  checkImportance,
+  isRecord,
+  parseBudgetText,
+  parseImportanceText,
+} from "../../slo/validate.js";
 
 export const ANNOTATION_BUDGET_MS = "scx-slo.io/budget-ms";
 export const ANNOTATION_IMPORTANCE = "scx-slo.io/importance";
@@ -71,9 +77,6 @@ export type PodSloDecision =
     }
   | { readonly kind: "error"; readonly message: string };
 
-const DECIMAL_RE = /^\d+(\.\d+)?$/;
-const INTEGER_RE = /^\d+$/;
-
 const budgetHint = `a number of milliseconds from ${BUDGET_MIN_MS} to ${BUDGET_MAX_MS}, e.g. "20"`;
 const importanceHint = `an integer from ${IMPORTANCE_MIN} to ${IMPORTANCE_MAX} (default ${DEFAULT_IMPORTANCE})`;
 
@@ -86,39 +89,61 @@ type Parsed = { readonly value?: number; readonly error?: string };
 function parseBudgetAnnotation(pod: PodMeta): Parsed {
   const raw = pod.annotations?.[ANNOTATION_BUDGET_MS];
   if (raw === undefined) return {};
-  const text = raw.trim();
-  const value = Number(text);
-  if (!DECIMAL_RE.test(text) || !isValidBudgetMs(value)) {
+  const budget = parseBudgetText(raw.trim());
+  if (!budget.ok) {
     return {
       error:
         `pod ${podName(pod)}: annotation ${ANNOTATION_BUDGET_MS}=${JSON.stringify(raw)} is invalid; ` +
         `set it to ${budgetHint}`,
     };
   }
-  return { value };
+  return { value: Number(raw.trim()) };
 }
 
 function parseImportanceAnnotation(pod: PodMeta): Parsed {
   const raw = pod.annotations?.[ANNOTATION_IMPORTANCE];
   if (raw === undefined) return {};
-  const text = raw.trim();
-  const value = Number(text);
-  if (!INTEGER_RE.test(text) || !isValidImportance(value)) {
+  const importance = parseImportanceText(raw.trim());
+  if (!importance.ok) {
     return {
       error:
         `pod ${podName(pod)}: annotation ${ANNOTATION_IMPORTANCE}=${JSON.stringify(raw)} is invalid; ` +
         `set it to ${importanceHint}, or remove it`,
     };
   }
-  return { value };
+  return { value: importance.value };
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+// The shape of an SloPolicy as the API server stores it; values are checked afterwards with the
+// vocabulary every source shares, so the error can name the policy, the field and the fix.
+const PolicyObjectSchema = z.object({
+  metadata: z.object({
+    name: z.string().min(1),
+    namespace: z.string().min(1),
+    uid: z.string().optional(),
+    resourceVersion: z.string().optional(),
+  }),
+  spec: z.object({
+    selector: z
+      .object({ matchLabels: z.record(z.string()).optional() })
+      .passthrough()
+      .optional(),
+    budgetMs: z.unknown(),
+    importance: z.unknown(),
+  }),
+});
 
-function isStringMap(v: unknown): v is Record<string, string> {
-  return isRecord(v) && Object.values(v).every((x) => typeof x === "string");
+/** What is wrong with the policy's shape, for the first issue zod found. */
+function shapeError(issue: z.ZodIssue | undefined): string {
+  const at = issue?.path.join(".") ?? "";
+  if (at.startsWith("metadata")) return "metadata.name and metadata.namespace are required";
+  if (at === "spec") return "spec is missing; set spec.budgetMs and spec.selector";
+  if (at === "spec.selector")
+    return "spec.selector must be an object like {matchLabels: {app: web}}";
+  if (at.startsWith("spec.selector.matchLabels")) {
+    return "spec.selector.matchLabels must map label names to string values";
+  }
+  return `${at || "the object"}: ${issue?.message ?? "invalid"}`;
 }
 
 /** Checks an object from the API server; the error names the policy, the field and the fix. */
@@ -126,25 +151,12 @@ export function parseSloPolicy(
   obj: unknown,
 ): { readonly policy: SloPolicy } | { readonly error: string } {
   const meta = isRecord(obj) && isRecord(obj.metadata) ? obj.metadata : {};
-  const name = typeof meta.name === "string" ? meta.name : "";
-  const namespace = typeof meta.namespace === "string" ? meta.namespace : "";
-  const id = `SloPolicy ${namespace || "?"}/${name || "?"}`;
-  if (!isRecord(obj) || name === "" || namespace === "") {
-    return { error: `${id}: metadata.name and metadata.namespace are required` };
-  }
-  const spec = obj.spec;
-  if (!isRecord(spec))
-    return { error: `${id}: spec is missing; set spec.budgetMs and spec.selector` };
-  const selector = spec.selector;
-  if (selector !== undefined && !isRecord(selector)) {
-    return { error: `${id}: spec.selector must be an object like {matchLabels: {app: web}}` };
-  }
-  const matchLabels = isRecord(selector) ? selector.matchLabels : undefined;
-  if (matchLabels !== undefined && !isStringMap(matchLabels)) {
-    return { error: `${id}: spec.selector.matchLabels must map label names to string values` };
-  }
+  const id = `SloPolicy ${typeof meta.namespace === "string" && meta.namespace ? meta.namespace : "?"}/${typeof meta.name === "string" && meta.name ? meta.name : "?"}`;
+  const parsed = PolicyObjectSchema.safeParse(obj);
+  if (!parsed.success) return { error: `${id}: ${shapeError(parsed.error.issues[0])}` };
+  const { metadata, spec } = parsed.data;
   const budgetMs = spec.budgetMs;
-  if (typeof budgetMs !== "number" || !isValidBudgetMs(budgetMs)) {
+  if (typeof budgetMs !== "number" || !checkBudgetMs(budgetMs, String(budgetMs)).ok) {
     return {
       error: `${id}: spec.budgetMs=${JSON.stringify(budgetMs)} is invalid; set it to ${budgetHint.replace(/"/g, "")}`,
     };
@@ -152,22 +164,23 @@ export function parseSloPolicy(
   const importance = spec.importance;
   if (
     importance !== undefined &&
-    (typeof importance !== "number" || !isValidImportance(importance))
+    (typeof importance !== "number" || !checkImportance(importance, String(importance)).ok)
   ) {
     return {
       error: `${id}: spec.importance=${JSON.stringify(importance)} is invalid; set it to ${importanceHint}, or remove it`,
     };
   }
+  const matchLabels = spec.selector?.matchLabels;
   return {
     policy: {
       apiVersion: SLO_POLICY_CRD.apiVersion,
       kind: SLO_POLICY_CRD.kind,
       metadata: {
-        name,
-        namespace,
-        ...(typeof meta.uid === "string" ? { uid: meta.uid } : {}),
-        ...(typeof meta.resourceVersion === "string"
-          ? { resourceVersion: meta.resourceVersion }
+        name: metadata.name,
+        namespace: metadata.namespace,
+        ...(metadata.uid !== undefined ? { uid: metadata.uid } : {}),
+        ...(metadata.resourceVersion !== undefined
+          ? { resourceVersion: metadata.resourceVersion }
           : {}),
       },
       spec: {

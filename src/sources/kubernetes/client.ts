@@ -9,6 +9,7 @@ import https from "node:https";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isRecord } from "../../slo/validate.js";
 
 // ---------------------------------------------------------------------------------------------
 // API object shapes: only the fields the agent reads; the API server sends many more.
@@ -179,10 +180,6 @@ function httpGet(
 
 // ---------------------------------------------------------------------------------------------
 // Parsing: strings and streams in, typed values or KubeApiError out.
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function hintFor(code: number | undefined, what: string): string {
   switch (code) {

@@ -5,8 +5,10 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createCgroup, removeCgroup } from "../../../src/cgroup/cgroupfs.js";
-import { defaultLoaderPaths, LoaderSession } from "../../../src/sched/loader.js";
-import { spawnInCgroup, sleep } from "../../../src/util/process.js";
+import { defaultLoaderPaths } from "../../../src/sched/loader.js";
+import { LoaderSession } from "../../../src/sched/session.js";
+import { spawnInCgroup } from "../../../src/cgroup/spawn.js";
+import { sleep } from "../../../src/util/process.js";
 
 const outDir = process.env.SCXVM_OUT ?? "/tmp";
 const out: Record<string, unknown> = {};

@@ -2,13 +2,10 @@
 // is attached the kernel leaves cpu.max to it; scx_slo must hold a cgroup to its limit the way
 // the fair class does: the same CPU time per window, live limit changes, an SLO cgroup included.
 import { createCgroup, readCpuStat, writeCgroupFile } from "../../../src/cgroup/cgroupfs.js";
-import {
-  defaultLoaderPaths,
-  loadScheduler,
-  LoaderSession,
-  unloadScheduler,
-} from "../../../src/sched/loader.js";
-import { spawnInCgroup, sleep } from "../../../src/util/process.js";
+import { defaultLoaderPaths, loadScheduler, unloadScheduler } from "../../../src/sched/loader.js";
+import { LoaderSession } from "../../../src/sched/session.js";
+import { spawnInCgroup } from "../../../src/cgroup/spawn.js";
+import { sleep } from "../../../src/util/process.js";
 import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 
 const WINDOW_MS = 6000;

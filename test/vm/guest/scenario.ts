@@ -2,7 +2,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { readCpuStat } from "../../../src/cgroup/cgroupfs.js";
-import { sleep, spawnInCgroup, waitFor, type Finished } from "../../../src/util/process.js";
+import { spawnInCgroup } from "../../../src/cgroup/spawn.js";
+import { sleep, waitFor, type Finished } from "../../../src/util/process.js";
 
 /** The scenario's findings, written to $SCXVM_OUT/scenario.json on every save(). */
 export function scenarioRecorder(): { out: Record<string, unknown>; save: () => void } {

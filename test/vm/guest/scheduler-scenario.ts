@@ -13,13 +13,14 @@ import {
   defaultLoaderPaths,
   loadScheduler,
   LoaderError,
-  LoaderSession,
   schedulerStatus,
   unloadScheduler,
   type MissEvent,
 } from "../../../src/sched/loader.js";
+import { LoaderSession } from "../../../src/sched/session.js";
 import { StandbyScheduler } from "../../../src/sched/standby.js";
-import { spawnInCgroup, sleep, waitFor } from "../../../src/util/process.js";
+import { spawnInCgroup } from "../../../src/cgroup/spawn.js";
+import { sleep, waitFor } from "../../../src/util/process.js";
 import {
   cpuOver2s,
   cpuOverWindow,

@@ -6,11 +6,12 @@ import { createCgroup, readCpuStat, writeCgroupFile } from "../../../src/cgroup/
 import {
   defaultLoaderPaths,
   loadScheduler,
-  LoaderSession,
   schedulerStatus,
   unloadScheduler,
 } from "../../../src/sched/loader.js";
-import { spawnInCgroup, sleep } from "../../../src/util/process.js";
+import { LoaderSession } from "../../../src/sched/session.js";
+import { spawnInCgroup } from "../../../src/cgroup/spawn.js";
+import { sleep } from "../../../src/util/process.js";
 import { hogs, scenarioRecorder, sysfs } from "./scenario.js";
 import { execFileSync } from "node:child_process";
 

@@ -7,7 +7,7 @@ import {
   IMPORTANCE_MAX,
   IMPORTANCE_MIN,
   MAX_SLO_ENTRIES,
-} from "../slo/model.js";
+} from "../../slo/model.js";
 
 // Shared wording, so the two examples cannot drift apart. Each line is prefixed by its format.
 const RULE_FIELDS = [

@@ -1,27 +1,15 @@
-// Where the agent's SLO rules come from, kept current. The file source re-reads the config when
-// it changes (fs.watch on its folder, debounced, plus a slow stat poll as a safety net, since
-// editors and ConfigMap mounts replace files in ways a watch can miss) and on SIGHUP. A bad new
-// file is rejected whole: its errors are logged one per line and the running rules stay.
+// The config file as a rule source, kept current: re-read when it changes (fs.watch on its
+// folder, debounced, plus a slow stat poll as a safety net, since editors and ConfigMap mounts
+// replace files in ways a watch can miss) and when asked (SIGHUP). A bad new file is rejected
+// whole: its errors are logged one per line and the running rules stay.
 
 import { watch, statSync, type FSWatcher } from "node:fs";
 import path from "node:path";
-import type { SloRule } from "../slo/model.js";
-import { formatConfigError, loadConfigFile } from "../sources/file-config.js";
-import { errorMessage, silentLogger, type Logger } from "../util/log.js";
-
-/** A source of SLO rules for the agent. */
-export interface RuleSource {
-  readonly kind: "file" | "kubernetes";
-  /** For logs and status: the file path, or the node name. */
-  readonly description: string;
-  /** The rules in force; null until the first good config (nothing is reconciled before it). */
-  current(): readonly SloRule[] | null;
-  /** Starts watching; onChange is called whenever current() changes. */
-  start(onChange: () => void): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export type ReloadResult = "ok" | "failed";
+import type { SloRule } from "../../slo/model.js";
+import { Coalescer } from "../../util/coalesce.js";
+import { errorMessage, silentLogger, type Logger } from "../../util/log.js";
+import type { ReloadResult, RuleSource } from "../rule-source.js";
+import { formatConfigError, loadConfigFile } from "./parse.js";
 
 export interface FileSourceOptions {
   readonly file: string;
@@ -31,8 +19,6 @@ export interface FileSourceOptions {
   readonly debounceMs?: number;
   /** Safety-net stat poll. */
   readonly pollMs?: number;
-  /** Reload on SIGHUP (the agent: yes; tests: no). */
-  readonly sighup?: boolean;
 }
 
 interface FileStamp {
@@ -64,13 +50,8 @@ export class ConfigFileSource implements RuleSource {
   private poll: NodeJS.Timeout | null = null;
   private lastStamp: FileStamp | null = null;
   private onChange: () => void = () => {};
-  private reloading: Promise<void> | null = null;
-  private again = false;
+  private readonly reloadRuns = new Coalescer((why) => this.reloadOnce(why));
   private readonly log: Logger;
-  private readonly onSighup = () => {
-    this.log.info(`SIGHUP: reloading ${this.options.file}`);
-    void this.reload("SIGHUP");
-  };
   /** Number of reloads finished (tests wait on it). */
   reloads = 0;
 
@@ -94,17 +75,15 @@ export class ConfigFileSource implements RuleSource {
       this.ensureWatch();
       if (!sameStamp(stamp(this.options.file), this.lastStamp)) this.trigger();
     }, this.options.pollMs ?? 2000);
-    if (this.options.sighup !== false) process.on("SIGHUP", this.onSighup);
   }
 
   async stop(): Promise<void> {
-    if (this.options.sighup !== false) process.off("SIGHUP", this.onSighup);
     this.watcher?.close();
     this.watcher = null;
     if (this.debounce) clearTimeout(this.debounce);
     if (this.poll) clearInterval(this.poll);
     this.debounce = this.poll = null;
-    await this.reloading;
+    await this.reloadRuns.idle();
   }
 
   /** (Re)creates the folder watch; the folder may not exist yet, or may have been replaced. */
@@ -140,21 +119,8 @@ export class ConfigFileSource implements RuleSource {
 
   /** Reads and applies the file; a bad file leaves the running rules in force. */
   reload(why: string): Promise<void> {
-    if (this.reloading) {
-      this.again = true;
-      return this.reloading;
-    }
-    this.reloading = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.reloadOnce(why);
-        } while (this.again);
-      } finally {
-        this.reloading = null;
-      }
-    })();
-    return this.reloading;
+    if (why === "SIGHUP") this.log.info(`SIGHUP: reloading ${this.options.file}`);
+    return this.reloadRuns.request(why);
   }
 
   private async reloadOnce(why: string): Promise<void> {

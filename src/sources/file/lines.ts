@@ -1,26 +1,9 @@
 // The line format of the original tool: `cgroup_path budget_ms importance` per line, "#" comments.
 
-import { BUDGET_MAX_MS, BUDGET_MIN_MS, MAX_SLO_ENTRIES, type SloRule } from "../../slo/model.js";
-import type { ParseResult } from "../file-config.js";
-import {
-  DuplicateCheck,
-  IMPORTANCE_FIX,
-  checkBudgetMs,
-  checkCgroupPath,
-  checkImportance,
-  isGlob,
-  makeRule,
-} from "./checks.js";
-import {
-  ErrorList,
-  clip,
-  emptyWarning,
-  fail,
-  finish,
-  quote,
-  tooManyRules,
-  type Check,
-} from "./report.js";
+import { MAX_SLO_ENTRIES, type SloRule } from "../../slo/model.js";
+import { isGlob, parseBudgetText, parseImportanceText, quote } from "../../slo/validate.js";
+import { DuplicateCheck, checkCgroupPath, makeRule } from "./checks.js";
+import { ErrorList, emptyWarning, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
 
 const LINE_SYNTAX =
   "<cgroup_path> <budget_ms> <importance>, e.g. /kubepods/critical/payment-api 50 90";
@@ -29,7 +12,6 @@ const LINE_FIELDS = ["cgroup_path", "budget_ms", "importance"] as const;
 // "#" starts a comment at the start of a line or after whitespace; inside a token it is part of a
 // cgroup name (legal in cgroupfs).
 const COMMENT = /(?:^|\s)#/;
-const DECIMAL = /^\d+(?:\.\d+)?$/;
 
 export function parseLines(text: string, file: string): ParseResult {
   const entries: { line: number; fields: string[] }[] = [];
@@ -97,14 +79,14 @@ function parseRuleLine(
 
   let budgetNs: number | null = null;
   if (budgetTok !== undefined) {
-    const b = parseBudgetToken(budgetTok);
+    const b = parseBudgetText(budgetTok);
     if (b.ok) budgetNs = b.value;
     else errors.add(line, "budget_ms", b);
   }
 
   let importance: number | null = null;
   if (importanceTok !== undefined) {
-    const imp = parseImportanceToken(importanceTok);
+    const imp = parseImportanceText(importanceTok);
     if (imp.ok) importance = imp.value;
     else errors.add(line, "importance", imp);
   }
@@ -113,25 +95,4 @@ function parseRuleLine(
     return null;
   }
   return makeRule(path, budgetNs, importance, {}, file, line);
-}
-
-function parseBudgetToken(tok: string): Check<number> {
-  if (DECIMAL.test(tok)) return checkBudgetMs(Number(tok), clip(tok));
-  if (/^-\d/.test(tok)) {
-    return {
-      ok: false,
-      message: `budget_ms ${quote(tok)} is negative`,
-      fix: `use a budget from ${BUDGET_MIN_MS} to ${BUDGET_MAX_MS} ms`,
-    };
-  }
-  return {
-    ok: false,
-    message: `budget_ms ${quote(tok)} is not a plain number of milliseconds`,
-    fix: "write digits with an optional decimal fraction and no unit, e.g. 50 or 1.5",
-  };
-}
-
-function parseImportanceToken(tok: string): Check<number> {
-  if (/^-?\d+(?:\.\d+)?$/.test(tok)) return checkImportance(Number(tok), clip(tok));
-  return { ok: false, message: `importance ${quote(tok)} is not a number`, fix: IMPORTANCE_FIX };
 }

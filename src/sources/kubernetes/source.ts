@@ -3,18 +3,18 @@
 // the last good rules stay in force. The node's `scx-slo.io/safe-mode=true` annotation is polled
 // as a second safe-mode switch (the ClusterRole needs get/list on nodes for it).
 
-import { podPathResolver } from "../cgroup/kubepods.js";
-import type { SloRule } from "../slo/model.js";
-import {
-  KubeClient,
-  loadInClusterConfig,
-  type Backoff,
-  type KubeObject,
-} from "../sources/kubernetes/client.js";
-import { kubernetesPodSource, type PodSource } from "../sources/kubernetes/pod-source.js";
-import { errorMessage, OnceLog, silentLogger, type Logger } from "../util/log.js";
-import type { RuleSource } from "./config-watch.js";
-import type { SafeModeFlag } from "./safe-mode.js";
+import { podPathResolver } from "../../cgroup/kubepods.js";
+import type { SloRule } from "../../slo/model.js";
+import { errorMessage, OnceLog, silentLogger, type Logger } from "../../util/log.js";
+import type { RuleSource } from "../rule-source.js";
+import { KubeClient, loadInClusterConfig, type Backoff, type KubeObject } from "./client.js";
+import { kubernetesPodSource, type PodSource } from "./pod-source.js";
+
+/** The node annotation's word on safe mode. */
+export interface NodeSafeMode {
+  readonly on: boolean;
+  readonly reason: string;
+}
 
 export const NODE_SAFE_MODE_ANNOTATION = "scx-slo.io/safe-mode";
 
@@ -43,7 +43,7 @@ export class KubernetesRuleSource implements RuleSource {
   private running: Promise<void> | null = null;
   private refresh: NodeJS.Timeout | null = null;
   private nodePoll: NodeJS.Timeout | null = null;
-  private nodeSafe: SafeModeFlag = { on: false, reason: "" };
+  private nodeSafe: NodeSafeMode = { on: false, reason: "" };
   private readonly podErrors: OnceLog;
   private lastApiError: string | null = null;
 
@@ -71,8 +71,13 @@ export class KubernetesRuleSource implements RuleSource {
   }
 
   /** The node annotation's view of safe mode (off while unknown). */
-  safeMode(): SafeModeFlag {
+  safeMode(): NodeSafeMode {
     return this.nodeSafe;
+  }
+
+  /** Nothing to re-read: the rules follow the API server's watch. */
+  async reload(why: string): Promise<void> {
+    this.log.info(`${why}: nothing to reload in kubernetes mode (SLOs follow the API server)`);
   }
 
   private take(): void {

@@ -1,4 +1,4 @@
-// The standalone SLO config file: the agent's default source of rules.
+// The standalone SLO config file: reading and parsing it.
 //
 // Two formats declare the same rules: the original tool's line format (`path budget_ms importance`)
 // and YAML. A file with any error yields no rules at all, so the caller keeps the config it is
@@ -8,27 +8,12 @@
 import { isUtf8 } from "node:buffer";
 import { constants as fsConstants } from "node:fs";
 import { open } from "node:fs/promises";
-import { MAX_SLO_ENTRIES, type SloRule } from "../slo/model.js";
-import { parseLines } from "./file-config/lines.js";
-import { errorText, fail, type Problem } from "./file-config/report.js";
-import { parseYaml } from "./file-config/yaml.js";
-
-export { MAX_CGROUP_PATH_BYTES } from "./file-config/checks.js";
-
-export interface ConfigError {
-  readonly file: string;
-  /** 1-based; null when the error is about the file as a whole. */
-  readonly line: number | null;
-  /** "budget_ms", "slos[2].importance", ...; null when no single field is at fault. */
-  readonly field: string | null;
-  readonly message: string;
-  /** What to change in the file; formatConfigError appends it as "(fix: ...)". */
-  readonly fix: string;
-}
-
-export type ParseResult =
-  | { readonly ok: true; readonly rules: SloRule[]; readonly warnings: string[] }
-  | { readonly ok: false; readonly errors: ConfigError[] };
+import { MAX_SLO_ENTRIES } from "../../slo/model.js";
+import type { Problem } from "../../slo/validate.js";
+import { errorMessage } from "../../util/log.js";
+import { fail, type ConfigError, type ParseResult } from "./errors.js";
+import { parseLines } from "./lines.js";
+import { parseYaml } from "./yaml.js";
 
 /** Comfortably above the largest legal config (4096 rules of ~100 bytes is ~400 KiB). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -48,7 +33,7 @@ export function parseConfig(text: string, fileName: string): ParseResult {
   } catch (err) {
     // Only a bug gets here; reporting it keeps the agent on its running config instead of crashing.
     return fail(fileName, null, null, {
-      message: `internal error while parsing: ${errorText(err)}`,
+      message: `internal error while parsing: ${errorMessage(err)}`,
       fix: "report this as a bug in scx-slo, with the config file attached",
     });
   }
@@ -143,7 +128,7 @@ function ioProblem(err: unknown): Problem {
       return { message: "is a directory", fix: "point the agent at the config file itself" };
     default:
       return {
-        message: `cannot read: ${errorText(err)}`,
+        message: `cannot read: ${errorMessage(err)}`,
         fix: "check the path and the file system",
       };
   }

@@ -14,17 +14,17 @@ import {
 } from "yaml";
 import { z } from "zod";
 import { IMPORTANCE_MAX, IMPORTANCE_MIN, MAX_SLO_ENTRIES, type SloRule } from "../../slo/model.js";
-import type { ParseResult } from "../file-config.js";
 import {
-  DuplicateCheck,
   checkBudgetMs,
-  checkCgroupPath,
   checkImportance,
   checkLabel,
   isGlob,
-  makeRule,
-} from "./checks.js";
-import { ErrorList, errorText, fail, finish, quote, tooManyRules, type Problem } from "./report.js";
+  quote,
+  type Problem,
+} from "../../slo/validate.js";
+import { errorMessage } from "../../util/log.js";
+import { DuplicateCheck, checkCgroupPath, makeRule } from "./checks.js";
+import { ErrorList, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
 
 // zod checks shape and types; value ranges and paths go through the same checks as the line format
 // so both formats accept exactly the same rules with the same messages.
@@ -202,7 +202,7 @@ export function parseYaml(text: string, file: string): ParseResult {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     return fail(file, null, null, {
-      message: `YAML cannot be resolved: ${errorText(err)}`,
+      message: `YAML cannot be resolved: ${errorMessage(err)}`,
       fix: "define every &anchor before its *alias, and do not build large structures from aliases",
     });
   }

@@ -1,18 +1,26 @@
-// Result plumbing shared by both config formats: problems, error lists and the final result.
+// What parsing a config file yields, shared by both formats: the errors (each with file, line,
+// field and a fix), the error list a parser fills, and the final result.
 
 import { MAX_SLO_ENTRIES, type SloRule } from "../../slo/model.js";
-import type { ConfigError, ParseResult } from "../file-config.js";
+import type { Problem } from "../../slo/validate.js";
 
-// A garbage file can produce one error per line; past this many the rest is noise.
-const MAX_REPORTED_ERRORS = 50;
-
-export interface Problem {
+export interface ConfigError {
+  readonly file: string;
+  /** 1-based; null when the error is about the file as a whole. */
+  readonly line: number | null;
+  /** "budget_ms", "slos[2].importance", ...; null when no single field is at fault. */
+  readonly field: string | null;
   readonly message: string;
+  /** What to change in the file; formatConfigError appends it as "(fix: ...)". */
   readonly fix: string;
 }
 
-export type Check<T> =
-  { readonly ok: true; readonly value: T } | ({ readonly ok: false } & Problem);
+export type ParseResult =
+  | { readonly ok: true; readonly rules: SloRule[]; readonly warnings: string[] }
+  | { readonly ok: false; readonly errors: ConfigError[] };
+
+// A garbage file can produce one error per line; past this many the rest is noise.
+const MAX_REPORTED_ERRORS = 50;
 
 export class ErrorList {
   readonly items: ConfigError[] = [];
@@ -57,18 +65,4 @@ export function tooManyRules(count: number): Problem {
     message: `${count} rules, more than the limit of ${MAX_SLO_ENTRIES} (the kernel's SLO map size); the whole file is rejected`,
     fix: `keep at most ${MAX_SLO_ENTRIES} rules: use one glob rule for many similar cgroups`,
   };
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A numeric token inside a message: digits and dots only, so it needs cutting but no quotes. */
-export function clip(token: string): string {
-  return token.length > 24 ? `${token.slice(0, 24)}...` : token;
-}
-
-/** A user-supplied value inside a message: quoted, escaped and cut short, so messages stay one line. */
-export function quote(value: string): string {
-  return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
 }

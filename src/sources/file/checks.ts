@@ -1,18 +1,9 @@
-// Value checks shared by both config formats, so both accept exactly the same rules and word
-// their errors the same way.
+// Checks of the config file's own vocabulary, shared by both formats: cgroup paths and globs,
+// duplicate rules, and building a rule. Values (budget, importance, labels) are checked by the
+// vocabulary every source shares, src/slo/validate.ts.
 
-import {
-  BUDGET_MAX_MS,
-  BUDGET_MIN_MS,
-  IMPORTANCE_MAX,
-  IMPORTANCE_MIN,
-  isValidBudgetMs,
-  isValidImportance,
-  NS_PER_MS,
-  type SloRule,
-  type WorkloadLabels,
-} from "../../slo/model.js";
-import { quote, type Check, type Problem } from "./report.js";
+import type { SloRule, WorkloadLabels } from "../../slo/model.js";
+import { isGlob, quote, type Problem } from "../../slo/validate.js";
 
 /** PATH_MAX: the kernel refuses longer paths, so such a rule could never match. */
 export const MAX_CGROUP_PATH_BYTES = 4096;
@@ -23,12 +14,6 @@ function hasControlChar(s: string): boolean {
     if (c < 0x20 || c === 0x7f) return true;
   }
   return false;
-}
-
-const GLOB_CHARS = /[*?[]/;
-
-export function isGlob(path: string): boolean {
-  return GLOB_CHARS.test(path);
 }
 
 const PATH_EXAMPLE =
@@ -113,50 +98,6 @@ function checkBrackets(component: string): string | null {
   return null;
 }
 
-export function checkBudgetMs(ms: number, shown: string): Check<number> {
-  const fix = `use a budget from ${BUDGET_MIN_MS} to ${BUDGET_MAX_MS} ms`;
-  if (Number.isNaN(ms)) return { ok: false, message: `budget_ms ${shown} is not a number`, fix };
-  if (ms < BUDGET_MIN_MS) {
-    return {
-      ok: false,
-      message: `budget_ms ${shown} is below the minimum of ${BUDGET_MIN_MS} ms`,
-      fix,
-    };
-  }
-  // Infinity lands here too, as does a 400-digit number.
-  if (ms > BUDGET_MAX_MS) {
-    return {
-      ok: false,
-      message: `budget_ms ${shown} is above the maximum of ${BUDGET_MAX_MS} ms`,
-      fix,
-    };
-  }
-  if (!isValidBudgetMs(ms)) {
-    return {
-      ok: false,
-      message: `budget_ms ${shown} is finer than 1 ns`,
-      fix: "use at most 6 decimal places",
-    };
-  }
-  return { ok: true, value: Math.round(ms * NS_PER_MS) };
-}
-
-export const IMPORTANCE_FIX = `use a whole number from ${IMPORTANCE_MIN} (least) to ${IMPORTANCE_MAX} (most important)`;
-
-export function checkImportance(n: number, shown: string): Check<number> {
-  if (Number.isFinite(n) && !Number.isInteger(n)) {
-    return { ok: false, message: `importance ${shown} is not an integer`, fix: IMPORTANCE_FIX };
-  }
-  if (!isValidImportance(n)) {
-    return {
-      ok: false,
-      message: `importance ${shown} is outside ${IMPORTANCE_MIN}..${IMPORTANCE_MAX}`,
-      fix: IMPORTANCE_FIX,
-    };
-  }
-  return { ok: true, value: n };
-}
-
 /** Remembers where each path/pattern was declared, so a duplicate can name both lines. */
 export class DuplicateCheck {
   private readonly seen = new Map<string, number | null>();
@@ -172,20 +113,6 @@ export class DuplicateCheck {
       fix: `keep one rule per ${what}: delete or merge one of the two`,
     };
   }
-}
-
-// Labels become Prometheus label values; Kubernetes' own name rules keep them bounded and clean.
-const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/;
-
-export function checkLabel(key: "namespace" | "pod", v: string): Problem | null {
-  const [max, re, kind] =
-    key === "namespace" ? [63, DNS_LABEL, "DNS label"] : [253, DNS_SUBDOMAIN, "DNS subdomain"];
-  if (v.length > 0 && v.length <= max && re.test(v)) return null;
-  return {
-    message: `${key} ${quote(v)} is not a valid Kubernetes ${key} name`,
-    fix: `use lowercase letters, digits and "-"${key === "pod" ? ' and "."' : ""}, at most ${max} characters (a ${kind})`,
-  };
 }
 
 export function makeRule(

@@ -1,0 +1,143 @@
+// The agent's control loop: rules -> the cgroups they name now -> the difference written to the
+// SLO map -> the scheduler's stats read back. One pass at a time; requests during a pass fold into
+// one more pass (util/coalesce.ts).
+
+import type { ReconcileReport } from "../api/status.js";
+import { resolveRules } from "../cgroup/resolve.js";
+import type { AgentMetrics } from "../metrics/agent-metrics.js";
+import type { OverloadTracker } from "../metrics/overload.js";
+import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
+import type { LoaderSession } from "../sched/session.js";
+import type { ResolvedSlo, SloRule } from "../slo/model.js";
+import { Coalescer } from "../util/coalesce.js";
+import { errorMessage, OnceLog, type Logger } from "../util/log.js";
+import { reconcile } from "./reconcile.js";
+
+export interface ReconcilerOptions {
+  /** The rules in force; null until the source has a first good set. */
+  readonly rules: () => readonly SloRule[] | null;
+  /** The serve session for the pinned maps; null while there are none. */
+  readonly session: () => LoaderSession | null;
+  readonly cgroupRoot: string;
+  readonly metrics: AgentMetrics;
+  readonly overload: OverloadTracker;
+  readonly log: Logger;
+}
+
+/** What one pass left behind, read by metrics, /overload and /status. */
+export interface ReconcilerState {
+  readonly desired: readonly ResolvedSlo[];
+  /** Rules that name no cgroup yet, one line each. */
+  readonly unresolved: readonly string[];
+  /** The scheduler's stats per SLO cgroup id, from the last read. */
+  readonly stats: ReadonlyMap<bigint, CgroupStats>;
+  readonly counters: SchedulerCounters | null;
+  /** Entries in the SLO map after the last write. */
+  readonly entries: number;
+  readonly lastReconcile: ReconcileReport | null;
+  /** The last pass that wrote or removed anything. */
+  readonly lastChange: ReconcileReport | null;
+}
+
+export class Reconciler {
+  private readonly unresolvedLog: OnceLog;
+  private readonly passes: Coalescer;
+  private stopped = false;
+  private lastError: string | null = null;
+  private s: ReconcilerState = {
+    desired: [],
+    unresolved: [],
+    stats: new Map(),
+    counters: null,
+    entries: 0,
+    lastReconcile: null,
+    lastChange: null,
+  };
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.unresolvedLog = new OnceLog(
+      (m) => o.log.warn(m),
+      (m) => o.log.info(`resolved now: ${m.split(": ")[0]}`),
+    );
+    this.passes = new Coalescer(
+      (why) => this.pass(why),
+      () => this.stopped,
+    );
+  }
+
+  get state(): ReconcilerState {
+    return this.s;
+  }
+
+  /** Runs a pass now (or once more after the one under way); resolves when it is done. */
+  request(reason: string): Promise<void> {
+    return this.passes.request(reason);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.passes.idle();
+  }
+
+  private async pass(reason: string): Promise<void> {
+    const { metrics, log } = this.o;
+    try {
+      const rules = this.o.rules();
+      const session = this.o.session();
+      if (rules !== null) {
+        const started = performance.now();
+        const resolved = resolveRules(rules, { root: this.o.cgroupRoot });
+        const resolveMs = performance.now() - started;
+        this.unresolvedLog.update(resolved.warnings);
+        metrics.unresolvedRules.set(resolved.unresolved);
+        this.s = { ...this.s, desired: resolved.slos, unresolved: resolved.warnings };
+        if (session) {
+          const r = await reconcile(session, resolved.slos);
+          const ms = performance.now() - started;
+          metrics.sloEntries.set(r.entries);
+          metrics.reconcileSeconds.set(ms / 1000);
+          metrics.sloUpdates.inc({ op: "set" }, r.set);
+          metrics.sloUpdates.inc({ op: "del" }, r.deleted);
+          const report: ReconcileReport = {
+            ...r,
+            durationMs: ms,
+            resolveMs,
+            at: new Date().toISOString(),
+            reason,
+          };
+          const changed = r.set > 0 || r.deleted > 0;
+          this.s = {
+            ...this.s,
+            entries: r.entries,
+            lastReconcile: report,
+            lastChange: changed ? report : this.s.lastChange,
+          };
+          if (changed) {
+            log.info(
+              `SLO map: ${r.set} set, ${r.deleted} removed, ${r.unchanged} unchanged ` +
+                `(${r.entries} entries, ${ms.toFixed(1)} ms, ${reason})`,
+            );
+          }
+        }
+      }
+      if (session) {
+        const snap = await session.stats();
+        const stats = new Map(snap.cgroups.map((c) => [c.cgroupId, c]));
+        this.s = { ...this.s, counters: snap.counters, stats };
+        this.o.overload.record(
+          Date.now(),
+          this.s.desired.flatMap((d) => {
+            const st = stats.get(d.cgroupId);
+            return st ? [{ key: d.cgroupPath, runs: st.runs, misses: st.misses }] : [];
+          }),
+        );
+      }
+      if (this.lastError !== null) log.info("rescan: working again");
+      this.lastError = null;
+    } catch (err) {
+      const msg = errorMessage(err);
+      if (msg !== this.lastError) log.warn(`rescan (${reason}): ${msg}; retrying`);
+      this.lastError = msg;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// GET /status, assembled from the parts that know each piece: the source, the supervisor, the
+// scheduler handle, the reconciler and the overload tracker. Pure: it reads, never changes.
+import type { AgentStatus } from "../api/status.js";
+import type { OverloadTracker } from "../metrics/overload.js";
+import type { SchedulerHandle } from "../sched/handle.js";
+import type { RuleSource } from "../sources/rule-source.js";
+import { packageVersion } from "../util/version.js";
+import type { ReconcilerState } from "./reconciler.js";
+import type { SafeModeFlag } from "./safe-mode.js";
+import type { SupervisorStatus } from "./supervisor.js";
+
+export interface StatusParts {
+  readonly startedAt: Date;
+  readonly ready: { ready: boolean; reasons: string[] };
+  readonly sourceKind: string;
+  readonly source: RuleSource | null;
+  readonly reloads: { readonly ok: number; readonly failed: number };
+  readonly supervisor: SupervisorStatus;
+  readonly handle: SchedulerHandle;
+  readonly safeMode: SafeModeFlag;
+  readonly safeModeFile: string;
+  readonly slos: ReconcilerState;
+  readonly overload: OverloadTracker;
+}
+
+export function buildStatus(p: StatusParts): AgentStatus {
+  const sup = p.supervisor;
+  const sys = p.handle.kernelState();
+  return {
+    version: packageVersion(),
+    pid: process.pid,
+    started_at: p.startedAt.toISOString(),
+    ready: p.ready,
+    source: {
+      kind: p.sourceKind,
+      description: p.source?.description ?? "",
+      loaded: p.source?.current() != null,
+      reloads_ok: p.reloads.ok,
+      reloads_failed: p.reloads.failed,
+    },
+    scheduler: {
+      state: sup.state,
+      reason: sup.reason,
+      adopted: sup.adopted,
+      attached_since: sup.attachedSince === null ? null : new Date(sup.attachedSince).toISOString(),
+      reattaches: sup.reattaches,
+      unplanned_detaches: sup.unplannedDetaches,
+      attach_failures: sup.attachFailures,
+      last_exit: sup.lastExit,
+      last_error: sup.lastError,
+      kernel_state: sys.state,
+      ops: sys.ops,
+      enable_seq: sys.enableSeq,
+      standby: p.handle.standbyState(),
+    },
+    safe_mode: { on: p.safeMode.on, reason: p.safeMode.reason, file: p.safeModeFile },
+    slos: {
+      desired: p.slos.desired.length,
+      applied: p.slos.entries,
+      unresolved: [...p.slos.unresolved],
+      last_reconcile: p.slos.lastReconcile,
+      last_change: p.slos.lastChange,
+    },
+    cgroups: p.slos.desired.map((d) => {
+      const st = p.slos.stats.get(d.cgroupId);
+      return {
+        cgroup_id: String(d.cgroupId),
+        cgroup: d.cgroupPath,
+        namespace: d.labels.namespace ?? null,
+        pod: d.labels.pod ?? null,
+        budget_ns: Math.round(d.budgetNs),
+        importance: d.importance,
+        runs: st?.runs ?? 0,
+        misses: st?.misses ?? 0,
+        wait_max_ns: st?.waitMaxNs ?? 0,
+        hist: st?.hist ?? [],
+        overloaded: p.overload.evaluate(d.cgroupPath).overloaded,
+        origin: d.origin.source,
+      };
+    }),
+  };
+}

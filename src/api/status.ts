@@ -1,0 +1,92 @@
+// GET /status: the agent's view as JSON, what `scx-slo status` reads. The schema is the contract:
+// the agent builds values of this type and the CLI checks what it receives against it.
+import { z } from "zod";
+
+export const SCHEDULER_STATES = [
+  "starting",
+  "attached",
+  "fallen_back",
+  "safe_mode",
+  "unsupported",
+] as const;
+export type SchedulerState = (typeof SCHEDULER_STATES)[number];
+
+/** Why the scheduler last stopped, from the kernel's exit record (the loader's exit_map). */
+export const ExitInfoSchema = z.object({
+  kind: z.number(),
+  kind_name: z.string(),
+  code: z.number(),
+  reason: z.string(),
+  msg: z.string(),
+});
+export type ExitInfo = z.infer<typeof ExitInfoSchema>;
+
+const ReconcileSchema = z.object({
+  set: z.number(),
+  deleted: z.number(),
+  unchanged: z.number(),
+  entries: z.number(),
+  durationMs: z.number(),
+  phasesMs: z.object({ list: z.number(), del: z.number(), set: z.number() }),
+  at: z.string(),
+  reason: z.string(),
+  /** Resolving the rules against the cgroup tree (part of durationMs). */
+  resolveMs: z.number(),
+});
+export type ReconcileReport = z.infer<typeof ReconcileSchema>;
+
+export const StatusCgroupSchema = z.object({
+  cgroup_id: z.string(),
+  cgroup: z.string(),
+  namespace: z.string().nullable(),
+  pod: z.string().nullable(),
+  budget_ns: z.number(),
+  importance: z.number(),
+  runs: z.number(),
+  misses: z.number(),
+  wait_max_ns: z.number(),
+  hist: z.array(z.number()),
+  overloaded: z.boolean(),
+  origin: z.string(),
+});
+
+export const AgentStatusSchema = z.object({
+  version: z.string(),
+  pid: z.number(),
+  started_at: z.string(),
+  ready: z.object({ ready: z.boolean(), reasons: z.array(z.string()) }),
+  source: z.object({
+    kind: z.string(),
+    description: z.string(),
+    loaded: z.boolean(),
+    reloads_ok: z.number(),
+    reloads_failed: z.number(),
+  }),
+  scheduler: z.object({
+    state: z.enum(SCHEDULER_STATES),
+    reason: z.string(),
+    adopted: z.boolean(),
+    attached_since: z.string().nullable(),
+    reattaches: z.number(),
+    unplanned_detaches: z.number(),
+    attach_failures: z.number(),
+    last_exit: ExitInfoSchema.nullable(),
+    last_error: z.string().nullable(),
+    kernel_state: z.string(),
+    ops: z.string().nullable(),
+    enable_seq: z.number(),
+    /** The pre-verified copy kept for a fast re-attach. */
+    standby: z.enum(["none", "preparing", "ready"]),
+  }),
+  safe_mode: z.object({ on: z.boolean(), reason: z.string(), file: z.string() }),
+  slos: z.object({
+    desired: z.number(),
+    applied: z.number(),
+    unresolved: z.array(z.string()),
+    last_reconcile: ReconcileSchema.nullable(),
+    /** The last reconcile that wrote or removed anything. */
+    last_change: ReconcileSchema.nullable(),
+  }),
+  cgroups: z.array(StatusCgroupSchema),
+});
+export type AgentStatus = z.infer<typeof AgentStatusSchema>;

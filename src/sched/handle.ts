@@ -1,0 +1,198 @@
+// The agent's handle on the scheduler: everything that touches the loader and the pins in bpffs.
+//   - the serve session (map writes, stats, miss events), one while the maps are pinned, renewed
+//     when the pins are replaced (an `unload --purge` and a fresh load);
+//   - the standby copy, verified in the background while scx_slo runs, so a re-attach is one
+//     link creation;
+//   - attach (standby first, else a cold load), unload, and the last exit record;
+//   - a watch on the pin folder: an unload removes the link pin, and whoever supervises the
+//     scheduler hears of it at once.
+// It holds no scheduler state of its own: the link and maps are pinned and outlive the process.
+import { EventEmitter } from "node:events";
+import { existsSync, statSync, watch, type FSWatcher } from "node:fs";
+import path from "node:path";
+import type { ExitInfo } from "../api/status.js";
+import { errorMessage, silentLogger, type Logger } from "../util/log.js";
+import { withTimeout } from "../util/process.js";
+import {
+  loadScheduler,
+  schedulerStatus,
+  unloadScheduler,
+  type LoaderPaths,
+  type LoadOptions,
+  type MissEvent,
+} from "./loader.js";
+import { readScxSysfs, SCX_SYSFS, type ScxSysfs } from "./scx-sysfs.js";
+import { LoaderSession } from "./session.js";
+import { StandbyScheduler } from "./standby.js";
+
+/** How long a re-attach waits for a standby copy still in the verifier. */
+const STANDBY_WAIT_MS = 2000;
+
+export interface SchedulerHandleOptions {
+  readonly paths: LoaderPaths;
+  readonly load?: LoadOptions;
+  /** sched_ext's sysfs folder (tests point it at a folder without sched_ext). */
+  readonly scxSysfsDir?: string;
+  readonly log?: Logger;
+  /** Called with the standby attach's outcome (metrics). */
+  readonly onStandbyAttach?: (result: "ok" | "failed") => void;
+}
+
+export type StandbyState = "none" | "preparing" | "ready";
+
+/**
+ * Events: "miss" (MissEvent) for each deadline miss on the ring buffer; "pins" when something
+ * changed in the pin folder.
+ */
+export class SchedulerHandle extends EventEmitter {
+  private readonly log: Logger;
+  private session: LoaderSession | null = null;
+  private sessionMapIno: bigint | null = null;
+  private standby: StandbyScheduler | null = null;
+  private pinWatcher: FSWatcher | null = null;
+  private closed = false;
+
+  constructor(private readonly o: SchedulerHandleOptions) {
+    super();
+    this.log = o.log ?? silentLogger;
+  }
+
+  get paths(): LoaderPaths {
+    return this.o.paths;
+  }
+
+  /** What the kernel says about sched_ext now (two small sysfs reads). */
+  kernelState(): ScxSysfs {
+    return readScxSysfs(this.o.scxSysfsDir ?? SCX_SYSFS);
+  }
+
+  /** The link pin is present (an unload removes it; the kernel detaches a moment later). */
+  linkPinned(): boolean {
+    return existsSync(path.join(this.o.paths.pinDir, "link"));
+  }
+
+  /**
+   * The serve session for the maps pinned now; null when no maps are pinned (never loaded on
+   * this boot, or purged). A session for replaced pins is closed and a new one started.
+   */
+  mapSession(): LoaderSession | null {
+    if (this.closed) return null;
+    let ino: bigint;
+    try {
+      ino = statSync(path.join(this.o.paths.pinDir, "slo_map"), { bigint: true }).ino;
+    } catch {
+      this.closeSession();
+      return null;
+    }
+    if (this.session?.alive && this.sessionMapIno === ino) return this.session;
+    this.closeSession();
+    const s = new LoaderSession(this.o.paths);
+    s.on("miss", (ev: MissEvent) => this.emit("miss", ev));
+    s.on("stderr", (text: string) => this.log.debug(`loader: ${text.trim()}`));
+    s.on("exit", (code: number | null, signal: string | null) => {
+      if (this.session === s && !this.closed) {
+        this.log.warn(`loader session ended (code ${code}, signal ${signal}); restarting it`);
+      }
+    });
+    this.session = s;
+    this.sessionMapIno = ino;
+    return s;
+  }
+
+  /**
+   * Attaches the standby copy when there is one (waiting a little for one still in the verifier,
+   * rather than running a second verifier beside it), else loads the object afresh.
+   */
+  async attach(): Promise<void> {
+    const standby = this.standby;
+    this.standby = null;
+    if (standby && !standby.ready) await withTimeout(standby.prepared, STANDBY_WAIT_MS);
+    if (standby?.ready) {
+      try {
+        await standby.attach();
+        this.o.onStandbyAttach?.("ok");
+        return;
+      } catch (err) {
+        this.o.onStandbyAttach?.("failed");
+        this.log.warn(`attaching the standby copy failed (${errorMessage(err)}); loading afresh`);
+      }
+    }
+    await standby?.close();
+    await loadScheduler(this.o.paths, this.o.load ?? {});
+  }
+
+  /** Unpins the link: the kernel falls back to its fair class. The maps stay. */
+  unload(): Promise<void> {
+    return unloadScheduler(this.o.paths);
+  }
+
+  /** Why the scheduler last stopped (exit_map); null when it never has or cannot be read. */
+  async lastExit(): Promise<ExitInfo | null> {
+    const s = this.session?.alive
+      ? await this.session.status()
+      : await schedulerStatus(this.o.paths);
+    return s.exit ?? null;
+  }
+
+  /** Verifies the next copy in the background; a failure only means the slow path next time. */
+  prepareStandby(): void {
+    void this.dropStandby();
+    if (this.closed) return;
+    let standby: StandbyScheduler;
+    try {
+      standby = new StandbyScheduler(this.o.paths, this.o.load ?? {});
+    } catch (err) {
+      this.log.warn(`no standby copy of the scheduler: ${errorMessage(err)}`);
+      return;
+    }
+    this.standby = standby;
+    void standby.prepared.then((ok) => {
+      if (ok) this.log.debug("standby copy of scx_slo verified; a re-attach will take one attach");
+      else if (this.standby === standby)
+        this.log.warn(`no standby copy of the scheduler: ${standby.error}`);
+    });
+  }
+
+  dropStandby(): Promise<void> {
+    const standby = this.standby;
+    this.standby = null;
+    return standby?.close() ?? Promise.resolve();
+  }
+
+  standbyState(): StandbyState {
+    if (this.standby === null) return "none";
+    return this.standby.ready ? "ready" : "preparing";
+  }
+
+  /** Emits "pins" on any change in the pin folder; a no-op until the folder exists. */
+  watchPins(): void {
+    if (this.pinWatcher !== null || this.closed) return;
+    try {
+      this.pinWatcher = watch(this.o.paths.pinDir, { persistent: false }, () => this.emit("pins"));
+      this.pinWatcher.on("error", () => {
+        this.pinWatcher?.close();
+        this.pinWatcher = null;
+      });
+    } catch {
+      this.pinWatcher = null;
+    }
+  }
+
+  /** Closes the session child, the standby and the watch. The scheduler stays as it is. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.pinWatcher?.close();
+    this.pinWatcher = null;
+    await this.dropStandby();
+    const s = this.session;
+    this.session = null;
+    await s?.close();
+  }
+
+  private closeSession(): void {
+    const s = this.session;
+    this.session = null;
+    this.sessionMapIno = null;
+    if (s?.alive) void s.close();
+  }
+}

@@ -1,0 +1,124 @@
+// What the loader answers, checked where it enters: every reply of scx-slo-loader (one-shot
+// commands and the serve session) is parsed against these schemas, so a loader of another
+// version, or a bug, shows up as an error naming the field instead of as undefined further on.
+import { z } from "zod";
+import { ExitInfoSchema } from "../api/status.js";
+
+/** An array of finite numbers, checked in one pass (histograms are long and read often). */
+const numbers = z.custom<number[]>(
+  (v) => Array.isArray(v) && v.every((n) => typeof n === "number" && Number.isFinite(n)),
+  { message: "expected an array of numbers" },
+);
+/** Cgroup ids travel as decimal strings (u64 does not fit a JSON number). */
+const cgroupId = z
+  .string()
+  .regex(/^\d+$/)
+  .transform((s) => BigInt(s));
+
+export const SchedulerStatusSchema = z.object({
+  sched_ext: z.boolean(),
+  state: z.string(),
+  ops: z.string().nullable(),
+  attached: z.boolean(),
+  link_pinned: z.boolean(),
+  maps_pinned: z.boolean(),
+  enable_seq: z.number(),
+  gen: z.number().optional(),
+  nr_attach: z.number().optional(),
+  exit: ExitInfoSchema.optional(),
+});
+export type SchedulerStatus = z.infer<typeof SchedulerStatusSchema>;
+
+export const SloListSchema = z.object({
+  slos: z.array(z.object({ cgroup_id: cgroupId, budget_ns: z.number(), importance: z.number() })),
+});
+
+export const StatsReplySchema = z.object({
+  hist_buckets: z.number().int().positive(),
+  counters: z.record(z.number()),
+  cgroups: z.array(
+    z.object({
+      cgroup_id: cgroupId,
+      runs: z.number(),
+      wait_sum_ns: z.number(),
+      wait_max_ns: z.number(),
+      misses: z.number(),
+      budget_ns: z.number(),
+      importance: z.number(),
+      hist: numbers,
+    }),
+  ),
+});
+
+export const MissEventSchema = z.object({
+  event: z.literal("miss"),
+  cgroup_id: cgroupId,
+  wait_ns: z.number(),
+  budget_ns: z.number(),
+  at_ns: z.number(),
+  pid: z.number(),
+  cpu: z.number(),
+  comm: z.string(),
+});
+
+/** A reply line of the serve session: {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":...}. */
+export const SessionReplySchema = z.union([
+  z.object({ id: z.number(), ok: z.literal(true) }).passthrough(),
+  z.object({ id: z.number().nullable(), ok: z.literal(false), error: z.string() }),
+]);
+
+/** `scx-slo-loader abi`: the constants of bpf/scx_slo.h and the counters table. */
+export const AbiSchema = z.object({
+  name: z.string(),
+  budget_min_ns: z.number(),
+  budget_max_ns: z.number(),
+  queue_budget_max_ns: z.number(),
+  importance_min: z.number(),
+  importance_max: z.number(),
+  slo_map_max_entries: z.number(),
+  max_cgroup_depth: z.number(),
+  hist_min_shift: z.number(),
+  hist_sub_bits: z.number(),
+  hist_octaves: z.number(),
+  hist_buckets: z.number(),
+  miss_events_per_cpu_per_sec: z.number(),
+  counters: z.array(z.object({ name: z.string(), metric: z.string(), help: z.string() })),
+});
+export type Abi = z.infer<typeof AbiSchema>;
+export type CounterDesc = Abi["counters"][number];
+
+/** A standby's lines: {"ready":true} once verified, then load's reply after "attach". */
+export const StandbyLineSchema = z.object({
+  ready: z.boolean().optional(),
+  ok: z.boolean().optional(),
+});
+
+/** Parses one JSON line against schema; throws an Error naming what is wrong. */
+export function parseLine<T extends z.ZodTypeAny>(
+  schema: T,
+  line: string,
+  what: string,
+): z.output<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    throw new Error(`${what}: not JSON: ${line.slice(0, 200)}`);
+  }
+  return parseReply(schema, json, what);
+}
+
+/** Checks a parsed reply against schema; throws an Error naming the first field at fault. */
+export function parseReply<T extends z.ZodTypeAny>(
+  schema: T,
+  json: unknown,
+  what: string,
+): z.output<T> {
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const at = issue?.path.length ? issue.path.join(".") : "(top)";
+    throw new Error(`${what}: unexpected reply at ${at}: ${issue?.message ?? "invalid"}`);
+  }
+  return r.data as z.output<T>;
+}
