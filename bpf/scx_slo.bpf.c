@@ -121,6 +121,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } exit_map SEC(".maps");
 
+/* Pinned: the scheduler's attaches and exits, for whoever supervises it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sched_events SEC(".maps");
+
+static void emit_sched_event(u32 kind, s64 exit_kind)
+{
+	struct sched_event *ev = bpf_ringbuf_reserve(&sched_events, sizeof(*ev), 0);
+
+	if (!ev)
+		return;
+	ev->kind = kind;
+	ev->pad = 0;
+	ev->exit_kind = exit_kind;
+	ev->at_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(ev, 0);
+}
+
 static __always_inline struct slo_control *control(void)
 {
 	u32 zero = 0;
@@ -546,8 +566,12 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(slo_init)
 	if (ctl)
 		__sync_fetch_and_add(&ctl->nr_attach, 1);
 	ex = bpf_map_lookup_elem(&exit_map, &zero);
-	if (ex)
+	if (ex) {
 		ex->kind = 0;
+		ex->exit_code = 0;
+		ex->reason[0] = 0;
+		ex->msg[0] = 0;
+	}
 #ifdef SCX_SLO_TEST_HOOKS
 	if (scx_bpf_create_dsq(STALL_DSQ, -1))
 		return -ENOMEM;
@@ -564,13 +588,15 @@ void BPF_STRUCT_OPS(slo_exit, struct scx_exit_info *ei)
 	u32 zero = 0;
 
 	ex = bpf_map_lookup_elem(&exit_map, &zero);
-	if (!ex)
-		return;
-	ex->kind = ei->kind;
-	ex->exit_code = ei->exit_code;
-	ex->at_ns = bpf_ktime_get_ns();
-	bpf_probe_read_kernel_str(ex->reason, sizeof(ex->reason), ei->reason);
-	bpf_probe_read_kernel_str(ex->msg, sizeof(ex->msg), ei->msg);
+	if (ex) {
+		ex->kind = ei->kind;
+		ex->exit_code = ei->exit_code;
+		ex->at_ns = bpf_ktime_get_ns();
+		bpf_probe_read_kernel_str(ex->reason, sizeof(ex->reason), ei->reason);
+		bpf_probe_read_kernel_str(ex->msg, sizeof(ex->msg), ei->msg);
+	}
+	/* After the record: whoever hears the event reads why. */
+	emit_sched_event(SCHED_EVENT_EXIT, ei->kind);
 }
 
 SEC(".struct_ops.link")

@@ -101,6 +101,21 @@ struct miss_event {
 
 #define MISS_EVENTS_PER_CPU_PER_SEC 1000
 
+/*
+ * Ring-buffer record of the scheduler's life (sched_events): it stopped (ops.exit, whatever the
+ * reason), so user space hears of an exit at once instead of polling for it.
+ */
+enum sched_event_kind {
+	SCHED_EVENT_EXIT = 1,
+};
+
+struct sched_event {
+	__u32 kind;           /* enum sched_event_kind */
+	__u32 pad;
+	__s64 exit_kind;      /* enum scx_exit_kind */
+	__u64 at_ns;
+};
+
 /* Why the scheduler last stopped, kept in a pinned map so user space can read it afterwards. */
 #define EXIT_REASON_LEN 128
 #define EXIT_MSG_LEN 1024

@@ -5,9 +5,10 @@
  * Requests, one per line, words separated by spaces (written by src/sched/session.ts):
  *   <id> set <cgroup_id> <budget_ns> <importance> [<cgroup_id> <budget_ns> <importance> ...]
  *   <id> del <cgroup_id> [<cgroup_id> ...]
- *   <id> list | stats | status | ping
+ *   <id> list | stats | counts | status | ping
  * Replies, one JSON object per line: {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":"..."}.
- * Deadline misses from the ring buffer are interleaved as {"event":"miss",...} lines.
+ * Deadline misses from the ring buffer are interleaved as {"event":"miss",...} lines, and the
+ * scheduler's exit as an {"event":"exit",...} line the moment it happens.
  *
  * Every change is a map write plus one control.gen bump: tasks pick it up at their next
  * enqueue; the scheduler is never reloaded. Works whether or not the scheduler is attached, as
@@ -46,13 +47,31 @@ static int on_miss(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static int on_sched_event(void *ctx, void *data, size_t size)
+{
+	const struct sched_event *ev = data;
+
+	(void)ctx;
+	if (size < sizeof(*ev) || ev->kind != SCHED_EVENT_EXIT)
+		return 0;
+	printf("{\"event\":\"exit\",\"exit_kind\":%lld,\"at_ns\":%llu}\n",
+	       (long long)ev->exit_kind, (unsigned long long)ev->at_ns);
+	return 0;
+}
+
 static int ensure_maps(void)
 {
+	int sched_events;
+
 	if (maps.slo >= 0)
 		return 0;
 	if (open_pinned_maps(pin_dir, &maps))
 		return -1;
 	rb = ring_buffer__new(maps.events, on_miss, NULL, NULL);
+	/* Absent where the maps were pinned by an object without it; the agent then polls. */
+	sched_events = open_pinned_map(pin_dir, "sched_events");
+	if (rb && sched_events >= 0 && ring_buffer__add(rb, sched_events, on_sched_event, NULL))
+		close(sched_events);
 	return 0;
 }
 
@@ -162,6 +181,27 @@ static void do_list(const char *id)
 	fputs("]}\n", stdout);
 }
 
+/* Runs and misses per SLO cgroup only: what the overload window samples, without histograms. */
+static void do_counts(const char *id)
+{
+	__u64 key, next, *prev = NULL;
+	struct cg_stats st;
+	int first = 1;
+
+	printf("{\"id\":%s,\"ok\":true,\"cgroups\":[", id);
+	while (!bpf_map_get_next_key(maps.stats, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps.stats, &key, &st))
+			continue;
+		printf("%s{\"cgroup_id\":\"%llu\",\"runs\":%llu,\"misses\":%llu}", first ? "" : ",",
+		       (unsigned long long)key, (unsigned long long)st.runs,
+		       (unsigned long long)st.misses);
+		first = 0;
+	}
+	fputs("]}\n", stdout);
+}
+
 static void do_stats(const char *id)
 {
 	__u64 key, next, *prev = NULL;
@@ -234,12 +274,14 @@ static void handle_line(char *line)
 		do_list(w[0]);
 	else if (!strcmp(w[1], "stats"))
 		do_stats(w[0]);
+	else if (!strcmp(w[1], "counts"))
+		do_counts(w[0]);
 	else if (!strcmp(w[1], "status")) {
 		printf("{\"id\":%s,\"ok\":true,", w[0]);
 		write_status_fields(stdout, pin_dir, &maps);
 		fputs("}\n", stdout);
 	} else
-		reply_error(w[0], "unknown verb (set, del, list, stats, status, ping)");
+		reply_error(w[0], "unknown verb (set, del, list, stats, counts, status, ping)");
 }
 
 int cmd_serve(const char *dir)
@@ -259,7 +301,8 @@ int cmd_serve(const char *dir)
 			fds[1].events = POLLIN;
 			nfds = 2;
 		}
-		r = poll(fds, (nfds_t)nfds, rb ? 1000 : 200);
+		/* Without the maps yet, look for them again shortly; with them, wait for input. */
+		r = poll(fds, (nfds_t)nfds, rb ? -1 : 200);
 		if (r < 0 && errno != EINTR)
 			return fail("poll: %s", strerror(errno));
 		if (rb)
