@@ -53,21 +53,30 @@ export interface ReconcileResult {
 
 export type SloMapClient = Pick<LoaderSession, "list" | "set" | "del">;
 
-/** Reads the map, applies the difference (deletes first, freeing room in a full map). */
+/**
+ * Applies the difference between desired and the map (deletes first, freeing room in a full
+ * map). The map is read first unless the caller knows what it holds (known: the entries after its
+ * own last write).
+ */
 export async function reconcile(
   client: SloMapClient,
   desired: readonly ResolvedSlo[],
+  known: readonly SloEntry[] | null = null,
   now: () => number = () => performance.now(),
-): Promise<ReconcileResult> {
+): Promise<ReconcileResult & { readonly after: SloEntry[] }> {
   const started = now();
-  const current = await client.list();
+  const current = known ?? (await client.list());
   const listed = now();
   const diff = diffSlos(desired, current);
   if (diff.del.length > 0) await client.del(diff.del);
   const deleted = now();
   if (diff.set.length > 0) await client.set(diff.set);
   const done = now();
+  const after = new Map(current.map((e) => [e.cgroupId, e]));
+  for (const id of diff.del) after.delete(id);
+  for (const e of diff.set) after.set(e.cgroupId, e);
   return {
+    after: [...after.values()],
     set: diff.set.length,
     deleted: diff.del.length,
     unchanged: diff.unchanged,

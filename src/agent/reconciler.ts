@@ -1,17 +1,23 @@
 // The agent's control loop: rules -> the cgroups they name now -> the difference written to the
-// SLO map -> the scheduler's stats read back. One pass at a time; requests during a pass fold into
-// one more pass (util/coalesce.ts).
+// SLO map. It runs when something may have changed (the rules, a cgroup created or removed, the
+// scheduler attached) and on a slow safety timer, never on a fast one. One pass at a time;
+// requests during a pass fold into one more pass (util/coalesce.ts).
 
 import type { ReconcileReport } from "../api/status.js";
 import { resolveRules } from "../cgroup/resolve.js";
 import type { AgentMetrics } from "../metrics/agent-metrics.js";
-import type { OverloadTracker } from "../metrics/overload.js";
-import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
+import type { SloEntry } from "../sched/loader.js";
 import type { LoaderSession } from "../sched/session.js";
 import type { ResolvedSlo, SloRule } from "../slo/model.js";
 import { Coalescer } from "../util/coalesce.js";
 import { errorMessage, OnceLog, type Logger } from "../util/log.js";
 import { reconcile } from "./reconcile.js";
+
+/** After a failed pass, the next one comes this much later even if nothing else asks. */
+const RETRY_MS = 1000;
+
+/** The reason of the slow pass that also re-reads the map, in case it was written around us. */
+export const SAFETY_PASS = "safety rescan";
 
 export interface ReconcilerOptions {
   /** The rules in force; null until the source has a first good set. */
@@ -20,18 +26,16 @@ export interface ReconcilerOptions {
   readonly session: () => LoaderSession | null;
   readonly cgroupRoot: string;
   readonly metrics: AgentMetrics;
-  readonly overload: OverloadTracker;
   readonly log: Logger;
+  /** After each resolve: the folders in which a cgroup change could change the result. */
+  readonly onResolved?: (watchDirs: ReadonlySet<string>) => void;
 }
 
-/** What one pass left behind, read by metrics, /overload and /status. */
+/** What the last pass left behind, read by metrics, /overload and /status. */
 export interface ReconcilerState {
   readonly desired: readonly ResolvedSlo[];
   /** Rules that name no cgroup yet, one line each. */
   readonly unresolved: readonly string[];
-  /** The scheduler's stats per SLO cgroup id, from the last read. */
-  readonly stats: ReadonlyMap<bigint, CgroupStats>;
-  readonly counters: SchedulerCounters | null;
   /** Entries in the SLO map after the last write. */
   readonly entries: number;
   readonly lastReconcile: ReconcileReport | null;
@@ -44,11 +48,13 @@ export class Reconciler {
   private readonly passes: Coalescer;
   private stopped = false;
   private lastError: string | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  /** What the map holds after our last write through `knownFor`; null: read it first. */
+  private known: readonly SloEntry[] | null = null;
+  private knownFor: LoaderSession | null = null;
   private s: ReconcilerState = {
     desired: [],
     unresolved: [],
-    stats: new Map(),
-    counters: null,
     entries: 0,
     lastReconcile: null,
     lastChange: null,
@@ -76,6 +82,7 @@ export class Reconciler {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
     await this.passes.idle();
   }
 
@@ -83,61 +90,60 @@ export class Reconciler {
     const { metrics, log } = this.o;
     try {
       const rules = this.o.rules();
+      if (rules === null) return;
       const session = this.o.session();
-      if (rules !== null) {
-        const started = performance.now();
-        const resolved = resolveRules(rules, { root: this.o.cgroupRoot });
-        const resolveMs = performance.now() - started;
-        this.unresolvedLog.update(resolved.warnings);
-        metrics.unresolvedRules.set(resolved.unresolved);
-        this.s = { ...this.s, desired: resolved.slos, unresolved: resolved.warnings };
-        if (session) {
-          const r = await reconcile(session, resolved.slos);
-          const ms = performance.now() - started;
-          metrics.sloEntries.set(r.entries);
-          metrics.reconcileSeconds.set(ms / 1000);
-          metrics.sloUpdates.inc({ op: "set" }, r.set);
-          metrics.sloUpdates.inc({ op: "del" }, r.deleted);
-          const report: ReconcileReport = {
-            ...r,
-            durationMs: ms,
-            resolveMs,
-            at: new Date().toISOString(),
-            reason,
-          };
-          const changed = r.set > 0 || r.deleted > 0;
-          this.s = {
-            ...this.s,
-            entries: r.entries,
-            lastReconcile: report,
-            lastChange: changed ? report : this.s.lastChange,
-          };
-          if (changed) {
-            log.info(
-              `SLO map: ${r.set} set, ${r.deleted} removed, ${r.unchanged} unchanged ` +
-                `(${r.entries} entries, ${ms.toFixed(1)} ms, ${reason})`,
-            );
-          }
-        }
-      }
-      if (session) {
-        const snap = await session.stats();
-        const stats = new Map(snap.cgroups.map((c) => [c.cgroupId, c]));
-        this.s = { ...this.s, counters: snap.counters, stats };
-        this.o.overload.record(
-          Date.now(),
-          this.s.desired.flatMap((d) => {
-            const st = stats.get(d.cgroupId);
-            return st ? [{ key: d.cgroupPath, runs: st.runs, misses: st.misses }] : [];
-          }),
+      const started = performance.now();
+      const resolved = resolveRules(rules, { root: this.o.cgroupRoot });
+      const resolveMs = performance.now() - started;
+      this.o.onResolved?.(resolved.watchDirs);
+      this.unresolvedLog.update(resolved.warnings);
+      metrics.unresolvedRules.set(resolved.unresolved);
+      this.s = { ...this.s, desired: resolved.slos, unresolved: resolved.warnings };
+      if (!session) return;
+      const trusted = this.knownFor === session && reason !== SAFETY_PASS ? this.known : null;
+      this.known = null;
+      const r = await reconcile(session, resolved.slos, trusted);
+      this.known = r.after;
+      this.knownFor = session;
+      const ms = performance.now() - started;
+      metrics.sloEntries.set(r.entries);
+      metrics.reconcileSeconds.set(ms / 1000);
+      metrics.sloUpdates.inc({ op: "set" }, r.set);
+      metrics.sloUpdates.inc({ op: "del" }, r.deleted);
+      const report: ReconcileReport = {
+        set: r.set,
+        deleted: r.deleted,
+        unchanged: r.unchanged,
+        entries: r.entries,
+        phasesMs: r.phasesMs,
+        durationMs: ms,
+        resolveMs,
+        at: new Date().toISOString(),
+        reason,
+      };
+      const changed = r.set > 0 || r.deleted > 0;
+      this.s = {
+        ...this.s,
+        entries: r.entries,
+        lastReconcile: report,
+        lastChange: changed ? report : this.s.lastChange,
+      };
+      if (changed) {
+        log.info(
+          `SLO map: ${r.set} set, ${r.deleted} removed, ${r.unchanged} unchanged ` +
+            `(${r.entries} entries, ${ms.toFixed(1)} ms, ${reason})`,
         );
       }
-      if (this.lastError !== null) log.info("rescan: working again");
+      if (this.lastError !== null) log.info("reconcile: working again");
       this.lastError = null;
     } catch (err) {
       const msg = errorMessage(err);
-      if (msg !== this.lastError) log.warn(`rescan (${reason}): ${msg}; retrying`);
+      if (msg !== this.lastError) log.warn(`reconcile (${reason}): ${msg}; retrying`);
       this.lastError = msg;
+      this.retry ??= setTimeout(() => {
+        this.retry = null;
+        void this.request("retry");
+      }, RETRY_MS);
     }
   }
 }

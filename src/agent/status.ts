@@ -3,6 +3,7 @@
 import type { AgentStatus } from "../api/status.js";
 import type { OverloadTracker } from "../metrics/overload.js";
 import type { SchedulerHandle } from "../sched/handle.js";
+import type { CgroupStats } from "../sched/loader.js";
 import type { RuleSource } from "../sources/rule-source.js";
 import { packageVersion } from "../util/version.js";
 import type { ReconcilerState } from "./reconciler.js";
@@ -20,6 +21,7 @@ export interface StatusParts {
   readonly safeMode: SafeModeFlag;
   readonly safeModeFile: string;
   readonly slos: ReconcilerState;
+  readonly stats: ReadonlyMap<bigint, CgroupStats>;
   readonly overload: OverloadTracker;
 }
 
@@ -62,7 +64,7 @@ export function buildStatus(p: StatusParts): AgentStatus {
       last_change: p.slos.lastChange,
     },
     cgroups: p.slos.desired.map((d) => {
-      const st = p.slos.stats.get(d.cgroupId);
+      const st = p.stats.get(d.cgroupId);
       return {
         cgroup_id: String(d.cgroupId),
         cgroup: d.cgroupPath,

@@ -1,7 +1,8 @@
-// Keeps scx_slo attached, or deliberately not. Polls the kernel's sched_ext state every ~200 ms
-// (the agent also wakes it when the pinned link disappears), re-attaches with back-off when the scheduler
-// is gone, and after too many failures in a short window stops trying and enters safe mode instead
-// of flapping between schedulers. An agent that finds scx_slo already attached adopts it: no reload.
+// Keeps scx_slo attached, or deliberately not. It looks when told to (the scheduler's exit event,
+// a pin removed, the safe-mode flag changed) and, as a safety net, once a second; it re-attaches
+// with back-off when the scheduler is gone, and after too many failures in a short window stops
+// trying and enters safe mode instead of flapping between schedulers. An agent that finds scx_slo
+// already attached adopts it: no reload.
 //
 // Nothing here ever takes the scheduler down on the agent's own exit: the link is pinned in bpffs,
 // so it outlives this process. Only safe mode unloads it.
@@ -64,7 +65,7 @@ export interface SupervisorStatus {
 }
 
 export const DEFAULT_SUPERVISOR = {
-  pollMs: 200,
+  pollMs: 1000,
   fastPollMs: 10,
   backoffInitialMs: 100,
   backoffMaxMs: 5000,

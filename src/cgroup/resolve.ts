@@ -31,6 +31,11 @@ export interface ResolveResult {
   readonly warnings: string[];
   /** Rules that matched no existing cgroup (retried on the next resolve). */
   readonly unresolved: number;
+  /**
+   * Folders (relative to root, "" for the root itself) in which a cgroup created or removed
+   * could change this result: watching them is enough to know when to resolve again.
+   */
+  readonly watchDirs: ReadonlySet<string>;
 }
 
 /**
@@ -82,6 +87,8 @@ function unescapeLiteral(component: string): string {
 interface GlobWalk {
   readonly paths: string[];
   readonly truncated: boolean;
+  /** Folders in which a new or removed entry could change the result ("" is the root). */
+  readonly watch: string[];
 }
 
 /** Cgroup paths ("/a/b", sorted) under root that match the glob pattern ("/a/*"). */
@@ -94,7 +101,9 @@ export function expandGlob(
   let current = [""];
   let dirsRead = 0;
   let truncated = false;
+  const watch: string[] = [];
   for (const part of parts) {
+    watch.push(...current);
     const next: string[] = [];
     if (!isGlob(part)) {
       const name = unescapeLiteral(part);
@@ -118,7 +127,19 @@ export function expandGlob(
     current = next;
     if (current.length === 0) break;
   }
-  return { paths: current.sort(), truncated };
+  return { paths: current.sort(), truncated, watch };
+}
+
+/** The deepest existing folder on the way to cgroupPath, or its parent when it exists. */
+function nearestWatch(root: string, cgroupPath: string): string {
+  const parts = cgroupPath.split("/").filter((p) => p !== "");
+  let base = "";
+  for (const part of parts.slice(0, -1)) {
+    const next = `${base}/${part}`;
+    if (!isDirectory(path.join(root, next))) break;
+    base = next;
+  }
+  return base;
 }
 
 function readDirs(dir: string): string[] {
@@ -165,6 +186,7 @@ export function resolveRules(
   const maxDepth = options.maxDepth ?? MAX_GLOB_DEPTH;
   const maxEntries = options.maxEntries ?? MAX_SLO_ENTRIES;
   const warnings: string[] = [];
+  const watchDirs = new Set<string>();
   let unresolved = 0;
 
   // Which rule owns each cgroup path: explicit beats glob, then rule order.
@@ -184,6 +206,7 @@ export function resolveRules(
     const where = rule.origin.source;
     if (rule.match.kind === "path") {
       const id = statCgroup(root, rule.match.path);
+      watchDirs.add(nearestWatch(root, rule.match.path));
       if (id !== null) {
         claim(rule.match.path, { ruleIndex, explicit: true, id });
       } else {
@@ -204,6 +227,7 @@ export function resolveRules(
       return;
     }
     const walk = expandGlob(pattern, root);
+    for (const dir of walk.watch) watchDirs.add(dir);
     if (walk.truncated) {
       warnings.push(
         `${where}: glob ${pattern} reads more than ${MAX_GLOB_DIRS} directories; only part of the tree was matched (use a more specific pattern)`,
@@ -255,7 +279,7 @@ export function resolveRules(
       `rules match ${slos.length + dropped} cgroups, more than the SLO map holds (${maxEntries}); ${dropped} cgroups get no SLO (narrow the globs)`,
     );
   }
-  return { slos, warnings, unresolved };
+  return { slos, warnings, unresolved, watchDirs };
 }
 
 /**

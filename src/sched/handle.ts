@@ -41,7 +41,8 @@ export interface SchedulerHandleOptions {
 export type StandbyState = "none" | "preparing" | "ready";
 
 /**
- * Events: "miss" (MissEvent) for each deadline miss on the ring buffer; "pins" when something
+ * Events: "miss" (MissEvent) for each deadline miss on the ring buffer; "exit" (the sched_ext
+ * exit kind) the moment the scheduler stops, while a serve session is open; "pins" when something
  * changed in the pin folder.
  */
 export class SchedulerHandle extends EventEmitter {
@@ -88,6 +89,7 @@ export class SchedulerHandle extends EventEmitter {
     this.closeSession();
     const s = new LoaderSession(this.o.paths);
     s.on("miss", (ev: MissEvent) => this.emit("miss", ev));
+    s.on("exit-event", (kind: number) => this.emit("exit", kind));
     s.on("stderr", (text: string) => this.log.debug(`loader: ${text.trim()}`));
     s.on("exit", (code: number | null, signal: string | null) => {
       if (this.session === s && !this.closed) {
@@ -162,6 +164,21 @@ export class SchedulerHandle extends EventEmitter {
   standbyState(): StandbyState {
     if (this.standby === null) return "none";
     return this.standby.ready ? "ready" : "preparing";
+  }
+
+  /** Told by the supervisor that the scheduler runs: listen for its exit, prepare a standby. */
+  onAttached(): void {
+    this.mapSession();
+    this.watchPins();
+    this.prepareStandby();
+  }
+
+  /**
+   * Told by the supervisor that safe mode keeps the scheduler down: a verified copy stays ready
+   * (the maps stay pinned), so turning safe mode off costs one attach.
+   */
+  onParked(): void {
+    if (this.standby === null) this.prepareStandby();
   }
 
   /** Emits "pins" on any change in the pin folder; a no-op until the folder exists. */

@@ -61,6 +61,18 @@ export const MissEventSchema = z.object({
   comm: z.string(),
 });
 
+/** The scheduler stopped (ops.exit), whatever the reason; exit_kind is enum scx_exit_kind. */
+export const ExitEventSchema = z.object({
+  event: z.literal("exit"),
+  exit_kind: z.number(),
+  at_ns: z.number(),
+});
+
+/** `counts`: runs and misses per SLO cgroup, without histograms. */
+export const CountsReplySchema = z.object({
+  cgroups: z.array(z.object({ cgroup_id: cgroupId, runs: z.number(), misses: z.number() })),
+});
+
 /** A reply line of the serve session: {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":...}. */
 export const SessionReplySchema = z.union([
   z.object({ id: z.number(), ok: z.literal(true) }).passthrough(),

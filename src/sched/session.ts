@@ -1,5 +1,6 @@
 // One `scx-slo-loader serve` child: the agent's line protocol to the pinned maps (see
-// native/serve.c). Requests are answered in order; deadline misses arrive as "miss" events. The
+// native/serve.c). Requests are answered in order; deadline misses arrive as "miss" events and
+// the scheduler's exit as an "exit-event" (with the sched_ext exit kind). The
 // child holds no scheduler state of its own: if it dies, a new session picks up the pinned maps
 // where it left off.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -14,6 +15,8 @@ import {
   type StatsSnapshot,
 } from "./loader.js";
 import {
+  CountsReplySchema,
+  ExitEventSchema,
   MissEventSchema,
   parseReply,
   SchedulerStatusSchema,
@@ -80,6 +83,14 @@ export class LoaderSession extends EventEmitter {
       msg = JSON.parse(line);
     } catch {
       this.emit("stderr", `unparsable loader line: ${line}`);
+      return;
+    }
+    if ((msg as { event?: unknown }).event === "exit") {
+      try {
+        this.emit("exit-event", parseReply(ExitEventSchema, msg, "exit event").exit_kind);
+      } catch (err) {
+        this.emit("stderr", (err as Error).message);
+      }
       return;
     }
     if ((msg as { event?: unknown }).event === "miss") {
@@ -166,6 +177,12 @@ export class LoaderSession extends EventEmitter {
         hist: [...c.hist, ...new Array<number>(Math.max(0, buckets - c.hist.length)).fill(0)],
       })),
     };
+  }
+
+  /** Runs and misses per SLO cgroup: the overload window's samples, cheaper than stats(). */
+  async counts(): Promise<{ cgroupId: bigint; runs: number; misses: number }[]> {
+    const reply = parseReply(CountsReplySchema, await this.request("counts"), "loader counts");
+    return reply.cgroups.map((c) => ({ cgroupId: c.cgroup_id, runs: c.runs, misses: c.misses }));
   }
 
   async status(): Promise<SchedulerStatus> {

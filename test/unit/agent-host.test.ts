@@ -2,7 +2,7 @@
 // health, readiness, metrics, overload and status, follows config changes and rejects a bad one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Agent } from "../../src/agent/agent.js";
@@ -38,7 +38,10 @@ test("agent without sched_ext: unsupported state, endpoints, config reloads", as
     cgroupRoot: cg,
     safeModeFile: path.join(dir, "safe-mode"),
     scxSysfsDir: path.join(dir, "no-sched-ext"),
-    rescanMs: 50,
+    // Cgroups must come and go as events: the safety pass is an hour away.
+    rescanMs: 3_600_000,
+    // The test's own cgroup is not under the temporary cgroup root.
+    selfCgroup: null,
   });
   const url = await agent.start();
   const get = (p: string, init?: RequestInit) => fetch(`${url}${p}`, init);
@@ -79,10 +82,19 @@ test("agent without sched_ext: unsupported state, endpoints, config reloads", as
       logs.join("\n"),
     );
 
-    // A cgroup that appears later is picked up by the rescan.
+    // A cgroup that appears later is picked up from its folder's event, as is one that goes.
     mkdirSync(path.join(cg, "later"));
     await until("new cgroup picked up", async () =>
       /cgroup="\/later"/.test(await text("/metrics")),
+    );
+    mkdirSync(path.join(cg, "svc", "c"));
+    await until("glob match picked up", async () =>
+      /cgroup="\/svc\/c"/.test(await text("/metrics")),
+    );
+    rmdirSync(path.join(cg, "svc", "c"));
+    await until(
+      "removed cgroup dropped",
+      async () => !/cgroup="\/svc\/c"/.test(await text("/metrics")),
     );
 
     const ov = await get("/overload?cgroup=/svc/a");
