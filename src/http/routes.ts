@@ -10,7 +10,7 @@
 
 import type { OverloadVerdict } from "../api/overload.js";
 import type { AgentStatus } from "../api/status.js";
-import { jsonReply, textReply, type Reply, type Route } from "./server.js";
+import { bounded, jsonReply, textReply, type Reply, type Route } from "./server.js";
 
 /** An SLO cgroup as the overload route finds it. */
 export interface OverloadKey {
@@ -21,16 +21,17 @@ export interface OverloadKey {
 
 /** What the routes read from the agent. */
 export interface AgentView {
-  metrics(): Promise<{ contentType: string; body: string }>;
+  metrics(): Promise<{ contentType: string; body: string | Buffer }>;
   ready(): { ready: boolean; reasons: string[] };
   /** The SLO cgroups on this node, for /overload's lookup. */
   sloCgroups(): readonly OverloadKey[];
   /** The verdict over these cgroups together. */
-  verdict(cgroups: readonly string[]): OverloadVerdict;
-  status(): AgentStatus;
+  verdict(cgroups: readonly string[]): Promise<OverloadVerdict>;
+  /** /status, as its JSON text (shared by concurrent readers) or as a value. */
+  status(): Promise<AgentStatus | Buffer>;
 }
 
-export function overloadReply(view: AgentView, params: URLSearchParams): Reply {
+export async function overloadReply(view: AgentView, params: URLSearchParams): Promise<Reply> {
   const cgroup = params.get("cgroup");
   const namespace = params.get("namespace");
   const pod = params.get("pod");
@@ -49,7 +50,7 @@ export function overloadReply(view: AgentView, params: URLSearchParams): Reply {
   } else {
     return jsonReply(400, { error: "ask with ?cgroup=/path or ?namespace=NS&pod=NAME" });
   }
-  const v = view.verdict(keys);
+  const v = await view.verdict(keys);
   return jsonReply(
     200,
     { ...v, cgroups: keys },
@@ -57,13 +58,40 @@ export function overloadReply(view: AgentView, params: URLSearchParams): Reply {
   );
 }
 
+/** /metrics and /status in flight at once; more are told to come back (503, Retry-After). */
+export const MAX_HEAVY_IN_FLIGHT = 16;
+
+const busy = (): Reply =>
+  jsonReply(
+    503,
+    { error: "busy: too many /metrics and /status requests in flight" },
+    {
+      "Retry-After": "1",
+    },
+  );
+
 export function agentRoutes(view: AgentView): Route {
+  // Renders and stats reads are shared between concurrent callers (see the agent); the bound is
+  // on how many responses are being written at once.
+  const heavy = bounded(
+    async (url) => {
+      if (url.pathname === "/status") {
+        const s = await view.status();
+        return Buffer.isBuffer(s)
+          ? { status: 200, contentType: "application/json", body: s }
+          : jsonReply(200, s);
+      }
+      const m = await view.metrics();
+      return { status: 200, contentType: m.contentType, body: m.body };
+    },
+    MAX_HEAVY_IN_FLIGHT,
+    busy,
+  );
   return async (url) => {
     switch (url.pathname) {
-      case "/metrics": {
-        const m = await view.metrics();
-        return { status: 200, contentType: m.contentType, body: m.body };
-      }
+      case "/metrics":
+      case "/status":
+        return heavy(url);
       case "/healthz":
         return textReply(200, "ok\n");
       case "/readyz": {
@@ -72,8 +100,6 @@ export function agentRoutes(view: AgentView): Route {
       }
       case "/overload":
         return overloadReply(view, url.searchParams);
-      case "/status":
-        return jsonReply(200, view.status());
       default:
         return textReply(404, "not found: /metrics /healthz /readyz /overload /status\n");
     }

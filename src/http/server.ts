@@ -1,5 +1,7 @@
 // A small read-only HTTP server: GET and HEAD only, every other method 405. What each path
-// answers is routes.ts; this module owns the socket, timeouts and error handling.
+// answers is routes.ts; this module owns the sockets, their limits and timeouts, and error
+// handling. The limits keep one client, or a crowd, from holding the process: a connection count
+// in all and per client address, and timeouts for clients that send or read slowly.
 
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,9 +10,31 @@ import type { ListenAddress } from "../util/listen.js";
 export interface Reply {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string;
+  /** A Buffer is written as is to every client that gets it (no copy per response). */
+  readonly body: string | Buffer;
   readonly headers?: Readonly<Record<string, string>>;
 }
+
+export interface ServerLimits {
+  /** Open connections in all; more are closed as they arrive. */
+  readonly maxConnections: number;
+  /** Open connections from one client address. */
+  readonly maxPerClient: number;
+  /** A connection idle (nothing sent or read) this long is closed. */
+  readonly idleTimeoutMs: number;
+  /**
+   * Connections the kernel queues before they are accepted: a crowd that fills the queue makes
+   * every client, a health probe too, wait for a SYN retry.
+   */
+  readonly backlog: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxConnections: 256,
+  maxPerClient: 32,
+  idleTimeoutMs: 30_000,
+  backlog: 4096,
+};
 
 /** Answers one GET/HEAD request for a path and its query. */
 export type Route = (url: URL) => Reply | Promise<Reply>;
@@ -42,7 +66,29 @@ function send(res: http.ServerResponse, reply: Reply): void {
   res.end(res.req.method === "HEAD" ? undefined : reply.body);
 }
 
-export function startHttpServer(route: Route, listen: ListenAddress): Promise<RunningServer> {
+/**
+ * Admits at most max concurrent calls of route; the rest get `busy` at once, so a crowd of slow
+ * requests cannot queue up behind each other (or up memory) while cheap routes stay answered.
+ */
+export function bounded(route: Route, max: number, busy: () => Reply): Route {
+  let inFlight = 0;
+  return async (url) => {
+    if (inFlight >= max) return busy();
+    inFlight++;
+    try {
+      return await route(url);
+    } finally {
+      inFlight--;
+    }
+  };
+}
+
+export function startHttpServer(
+  route: Route,
+  listen: ListenAddress,
+  limits: ServerLimits = DEFAULT_LIMITS,
+): Promise<RunningServer> {
+  const perClient = new Map<string, number>();
   const server = http.createServer((req, res) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       send(res, {
@@ -64,9 +110,25 @@ export function startHttpServer(route: Route, listen: ListenAddress): Promise<Ru
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.timeout = limits.idleTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+  server.on("connection", (socket) => {
+    const who = socket.remoteAddress ?? "?";
+    const n = (perClient.get(who) ?? 0) + 1;
+    if (n > limits.maxPerClient) {
+      socket.destroy();
+      return;
+    }
+    perClient.set(who, n);
+    socket.once("close", () => {
+      const left = (perClient.get(who) ?? 1) - 1;
+      if (left > 0) perClient.set(who, left);
+      else perClient.delete(who);
+    });
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(listen.port, listen.host, () => {
+    server.listen({ port: listen.port, host: listen.host, backlog: limits.backlog }, () => {
       server.off("error", reject);
       const a = server.address() as AddressInfo;
       const host = a.family === "IPv6" ? `[${a.address}]` : a.address;

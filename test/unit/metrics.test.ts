@@ -206,9 +206,9 @@ test("HTTP: GET only; healthz, readyz, overload, 404", async () => {
     metrics: async () => ({ contentType: "text/plain; version=0.0.4", body: "x 1\n" }),
     ready: () => ({ ready, reasons: ready ? [] : ["no config"] }),
     sloCgroups: () => [{ cgroup: "/a" }, { cgroup: "/p/c", namespace: "shop", pod: "web" }],
-    verdict: (keys) =>
+    verdict: async (keys) =>
       keys.includes("/a") ? over : { ...over, overloaded: false, misses: 0, retry_after_s: 0 },
-    status: () => {
+    status: async () => {
       throw new Error("not asked here");
     },
   };
