@@ -2,10 +2,17 @@
 // the metrics and the HTTP endpoints together, and owns their start and stop. Each of those lives
 // in its own module; control flows down from here, and what happens below comes back as events.
 //
+// At rest it does nothing: the rules, the cgroup folders they depend on, the pins, the safe-mode
+// flag and the scheduler's exit all arrive as events; stats are read when asked for; only a slow
+// safety pass runs on a timer.
+//
 // The agent owns no scheduler state: the link and maps are pinned in bpffs, so the agent can die
 // and restart at any time and the scheduler keeps running on the SLOs last written.
 
+import { mkdirSync, watch, type FSWatcher } from "node:fs";
+import path from "node:path";
 import type { AgentStatus } from "../api/status.js";
+import { CgroupWatcher } from "../cgroup/watch.js";
 import { agentRoutes, type AgentView } from "../http/routes.js";
 import { startHttpServer, type RunningServer } from "../http/server.js";
 import { createAgentMetrics, type AgentMetrics, type SloSample } from "../metrics/agent-metrics.js";
@@ -13,16 +20,25 @@ import { DEFAULT_OVERLOAD, OverloadTracker, type OverloadThresholds } from "../m
 import { SchedulerHandle } from "../sched/handle.js";
 import { readAbi, type LoaderPaths, type LoadOptions, type MissEvent } from "../sched/loader.js";
 import type { CounterDesc } from "../sched/replies.js";
+import type { SloRule } from "../slo/model.js";
 import { ConfigFileSource } from "../sources/file/source.js";
 import type { ReloadResult, RuleSource } from "../sources/rule-source.js";
 import type { ListenAddress } from "../util/listen.js";
 import { errorMessage, type Logger } from "../util/log.js";
+import { SharedResult } from "../util/shared-result.js";
 import { packageVersion } from "../util/version.js";
 import { MissLog } from "./miss-log.js";
-import { Reconciler, type ReconcilerState } from "./reconciler.js";
+import { Reconciler, SAFETY_PASS, type ReconcilerState } from "./reconciler.js";
 import { safeModeSwitch, writeSafeModeFlag, type SafeModeFlag } from "./safe-mode.js";
+import { DEFAULT_SELF_BUDGET_MS, selfSloRule } from "./self-slo.js";
+import { StatsReader } from "./stats.js";
 import { buildStatus } from "./status.js";
 import { Supervisor, type SupervisorOptions } from "./supervisor.js";
+
+/** /metrics and /status show stats at most this old (concurrent scrapes share one read). */
+const STATS_MAX_AGE_MS = 1000;
+/** /overload judges on runs and misses at most this old. */
+const OVERLOAD_SAMPLE_MAX_AGE_MS = 250;
 
 export type SourceSpec =
   | { readonly kind: "file"; readonly file: string }
@@ -38,7 +54,17 @@ export interface AgentOptions {
   readonly cgroupRoot: string;
   readonly safeModeFile: string;
   readonly scxSysfsDir?: string;
+  /** The safety pass: resolve and re-read the map even though no event said so. */
   readonly rescanMs?: number;
+  /** How often runs and misses are sampled for the overload window while there are SLOs. */
+  readonly overloadSampleMs?: number;
+  /**
+   * The agent's own latency budget: its cgroup gets an SLO (at the highest importance) so that
+   * the control path keeps answering on a saturated node. 0 turns it off.
+   */
+  readonly selfBudgetMs?: number;
+  /** The agent's own cgroup ("0::/path" in /proc/self/cgroup); tests name another. */
+  readonly selfCgroup?: string | null;
   readonly overload?: OverloadThresholds;
   /** Supervisor timings (tests). */
   readonly supervisor?: Partial<
@@ -54,6 +80,9 @@ export class Agent {
   private metrics!: AgentMetrics;
   private supervisor!: Supervisor;
   private reconciler!: Reconciler;
+  private stats!: StatsReader;
+  private cgroups!: CgroupWatcher;
+  private flagWatch: FSWatcher | null = null;
   private source: RuleSource | null = null;
   private nodeSafeMode: () => SafeModeFlag | null = () => null;
   private server: RunningServer | null = null;
@@ -83,14 +112,36 @@ export class Agent {
   async start(): Promise<string> {
     const o = this.options;
     this.metrics = createAgentMetrics(this.metricsView(), { counters: await this.counterTable() });
+    const session = () =>
+      this.supervisor.status().state === "unsupported" ? null : this.handle.mapSession();
+    this.cgroups = new CgroupWatcher({
+      root: o.cgroupRoot,
+      onChange: () => void this.reconciler.request("cgroup change"),
+      onOverflow: (wanted) =>
+        this.log.warn(
+          `the rules depend on ${wanted} cgroup folders, more than are watched; ` +
+            `cgroups in the others are picked up by the safety pass`,
+        ),
+    });
+    const self = this.selfRule();
     this.reconciler = new Reconciler({
-      rules: () => this.source?.current() ?? null,
-      session: () =>
-        this.supervisor.status().state === "unsupported" ? null : this.handle.mapSession(),
+      rules: () => {
+        const rules = this.source?.current() ?? null;
+        // Last, so a rule of the operator's own for the agent's cgroup comes first and wins.
+        return rules === null || self === null ? rules : [...rules, self];
+      },
+      session,
       cgroupRoot: o.cgroupRoot,
       metrics: this.metrics,
+      log: this.log,
+      onResolved: (dirs) => this.cgroups.setFolders(dirs),
+    });
+    this.stats = new StatsReader({
+      session,
+      desired: () => this.reconciler.state.desired,
       overload: this.overload,
       log: this.log,
+      ...(o.overloadSampleMs !== undefined ? { sampleMs: o.overloadSampleMs } : {}),
     });
     this.supervisor = new Supervisor({
       ...o.supervisor,
@@ -104,6 +155,7 @@ export class Agent {
       void this.reconciler.request("scheduler attached");
     });
     this.handle.on("pins", () => this.supervisor.wake());
+    this.handle.on("exit", () => this.supervisor.wake());
     this.handle.on("miss", (ev: MissEvent) => {
       this.metrics.missEventsReceived.inc();
       this.missLog.note(ev);
@@ -113,12 +165,14 @@ export class Agent {
     this.log.info(`scx-slo agent ${packageVersion()}: serving ${this.server.url}/metrics`);
     this.source = await this.createSource(o.source);
     await this.source.start(() => void this.reconciler.request("config change"));
+    this.watchSafeModeFlag();
     await this.supervisor.start();
     this.handle.watchPins();
     await this.reconciler.request("start");
+    this.stats.start();
     this.rescanTimer = setInterval(
-      () => void this.reconciler.request("rescan"),
-      o.rescanMs ?? 1000,
+      () => void this.reconciler.request(SAFETY_PASS),
+      o.rescanMs ?? 60_000,
     );
     return this.server.url;
   }
@@ -130,12 +184,47 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.flagWatch?.close();
+    this.cgroups?.close();
+    this.stats?.stop();
     await this.supervisor?.stop();
     await this.source?.stop();
     await this.reconciler?.stop();
     // The scheduler stays attached: only the session child and the standby copy go.
     await this.handle.close();
     await this.server?.close();
+  }
+
+  private selfRule(): SloRule | null {
+    const rule = selfSloRule(
+      this.options.selfBudgetMs ?? DEFAULT_SELF_BUDGET_MS,
+      this.options.selfCgroup,
+    );
+    if (rule === "root") {
+      this.log.info(
+        "the agent runs in the root cgroup, which cannot carry an SLO: run it in a service or a " +
+          "pod so that it keeps its latency on a saturated node",
+      );
+      return null;
+    }
+    return rule;
+  }
+
+  /** The safe-mode flag written or removed: the supervisor looks at once, not at its next poll. */
+  private watchSafeModeFlag(): void {
+    const dir = path.dirname(this.options.safeModeFile);
+    const base = path.basename(this.options.safeModeFile);
+    try {
+      mkdirSync(dir, { recursive: true });
+      this.flagWatch = watch(dir, { persistent: false }, (_event, name) => {
+        if (name === null || name === base) this.supervisor.wake();
+      });
+      this.flagWatch.on("error", () => this.flagWatch?.close());
+    } catch (err) {
+      this.log.warn(
+        `cannot watch ${dir} (${errorMessage(err)}): a safe-mode switch is seen at the next poll`,
+      );
+    }
   }
 
   /** The scheduler's counters as this build of the loader names them; none if it cannot say. */
@@ -192,6 +281,7 @@ export class Agent {
       safeMode: safeModeSwitch(this.options.safeModeFile, () => this.nodeSafeMode())(),
       safeModeFile: this.options.safeModeFile,
       slos: this.reconciler.state,
+      stats: this.stats.stats,
       overload: this.overload,
     });
   }
@@ -199,21 +289,22 @@ export class Agent {
   // ------------------------------------------------------------------------------------------
   // Views for metrics and HTTP.
 
-  private samplesOf: ReconcilerState | null = null;
+  private samplesOf: [ReconcilerState, ReadonlyMap<bigint, unknown>] | null = null;
   private samples: SloSample[] = [];
 
-  /** Computed once per reconciler pass, not once per metric per scrape. */
+  /** Computed once per pass or stats read, not once per metric per scrape. */
   private sloSamples(): SloSample[] {
     const st = this.reconciler.state;
-    if (st === this.samplesOf) return this.samples;
-    this.samplesOf = st;
+    const stats = this.stats.stats;
+    if (this.samplesOf?.[0] === st && this.samplesOf[1] === stats) return this.samples;
+    this.samplesOf = [st, stats];
     this.samples = st.desired.map((d) => ({
       cgroup: d.cgroupPath,
       namespace: d.labels.namespace ?? "",
       pod: d.labels.pod ?? "",
       budgetNs: Math.round(d.budgetNs),
       importance: d.importance,
-      stats: st.stats.get(d.cgroupId) ?? null,
+      stats: stats.get(d.cgroupId) ?? null,
       overloaded: this.overload.evaluate(d.cgroupPath).overloaded,
     }));
     return this.samples;
@@ -222,7 +313,7 @@ export class Agent {
   private metricsView() {
     return {
       slos: () => this.sloSamples(),
-      counters: () => this.reconciler.state.counters,
+      counters: () => this.stats.counters,
       schedulerState: () => this.supervisor.status().state,
       reattaches: () => this.supervisor.status().reattaches,
       unplannedDetaches: () => this.supervisor.status().unplannedDetaches,
@@ -231,10 +322,19 @@ export class Agent {
   }
 
   private httpView(): AgentView {
+    // One render a second at most, shared by every reader in it.
+    const exposition = new SharedResult(async () => {
+      await this.stats.fresh(STATS_MAX_AGE_MS);
+      return Buffer.from(await this.metrics.registry.metrics());
+    }, STATS_MAX_AGE_MS);
+    const statusJson = new SharedResult(async () => {
+      await this.stats.fresh(STATS_MAX_AGE_MS);
+      return Buffer.from(JSON.stringify(this.status()) + "\n");
+    }, STATS_MAX_AGE_MS);
     return {
       metrics: async () => ({
         contentType: this.metrics.registry.contentType,
-        body: await this.metrics.registry.metrics(),
+        body: await exposition.get(),
       }),
       ready: () => this.ready(),
       sloCgroups: () =>
@@ -243,8 +343,11 @@ export class Agent {
           ...(d.labels.namespace !== undefined ? { namespace: d.labels.namespace } : {}),
           ...(d.labels.pod !== undefined ? { pod: d.labels.pod } : {}),
         })),
-      verdict: (cgroups) => this.overload.evaluateAll(cgroups),
-      status: () => this.status(),
+      verdict: async (cgroups) => {
+        await this.stats.sample(OVERLOAD_SAMPLE_MAX_AGE_MS);
+        return this.overload.evaluateAll(cgroups);
+      },
+      status: () => statusJson.get(),
     };
   }
 }

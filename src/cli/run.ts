@@ -19,6 +19,7 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     source: { type: "string", default: "file" },
     listen: { type: "string", default: DEFAULT_LISTEN },
     "default-budget-ms": { type: "string" },
+    "self-budget-ms": { type: "string" },
     "node-name": { type: "string" },
     "cgroup-root": { type: "string", default: CGROUP_ROOT },
     "safe-mode-file": { type: "string", default: DEFAULT_SAFE_MODE_FILE },
@@ -52,6 +53,9 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   const b = values["default-budget-ms"];
   const defaultBudgetMs =
     b === undefined ? undefined : intOption("default-budget-ms", b, BUDGET_MIN_MS, BUDGET_MAX_MS);
+  const sb = values["self-budget-ms"];
+  const selfBudgetMs =
+    sb === undefined ? undefined : intOption("self-budget-ms", sb, 0, BUDGET_MAX_MS);
   const ow = values["overload-window"];
   const orat = values["overload-miss-ratio"];
   const omin = values["overload-min-misses"];
@@ -70,6 +74,7 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     loaderPaths: defaultLoaderPaths(),
     log,
     ...(defaultBudgetMs !== undefined ? { defaultBudgetMs } : {}),
+    ...(selfBudgetMs !== undefined ? { selfBudgetMs } : {}),
     cgroupRoot: values["cgroup-root"],
     safeModeFile: values["safe-mode-file"],
     overload,
