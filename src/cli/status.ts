@@ -10,10 +10,14 @@ import { defaultLoaderPaths, schedulerStatus } from "../sched/loader.js";
 import { parseReply, type SchedulerStatus } from "../sched/replies.js";
 import { readScxSysfs } from "../sched/scx-sysfs.js";
 import { LoaderSession } from "../sched/session.js";
-import { parseOptions as parse, UsageError } from "../util/args.js";
+import { numberOption, parseOptions as parse, UsageError } from "../util/args.js";
 import { listenUrl, parseListen } from "../util/listen.js";
 import { errorMessage } from "../util/log.js";
+import http from "node:http";
 import { EXIT_OK, type Io } from "./common.js";
+
+/** How long `status` waits for the agent's answer unless told otherwise. */
+const DEFAULT_TIMEOUT_MS = 5000;
 
 export interface StatusSlo {
   cgroup_id: string;
@@ -37,10 +41,50 @@ export interface StatusReport {
   slos_error: string | null;
 }
 
-async function fetchAgent(url: string): Promise<AgentStatus> {
-  const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2000) });
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return parseReply(AgentStatusSchema, await res.json(), "agent /status");
+/** Why the agent could not be asked, in words that tell a dead agent from a slow one. */
+class AgentUnreachable extends Error {}
+
+/**
+ * GET /status with node:http (fetch would first load its HTTP stack, which under load can take
+ * longer than the timeout itself). A refused connection means nothing listens; a timeout means
+ * something listens but did not answer in time.
+ */
+function fetchAgent(url: string, timeoutMs: number): Promise<AgentStatus> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}/status`, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        clearTimeout(timer);
+        if (res.statusCode !== 200) {
+          reject(new AgentUnreachable(`the agent at ${url} answered HTTP ${res.statusCode}`));
+          return;
+        }
+        try {
+          const body: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          resolve(parseReply(AgentStatusSchema, body, `the agent at ${url}: /status`));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    const timer = setTimeout(() => {
+      req.destroy(
+        new AgentUnreachable(
+          `the agent at ${url} accepted the connection but did not answer within ` +
+            `${timeoutMs / 1000} s (it runs, but is slow: the node may be saturated; ` +
+            `try again or pass a longer --timeout)`,
+        ),
+      );
+    }, timeoutMs);
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err instanceof AgentUnreachable) reject(err);
+      else if (err.code === "ECONNREFUSED") {
+        reject(new AgentUnreachable(`no agent is listening at ${url} (connection refused)`));
+      } else reject(new AgentUnreachable(`cannot reach the agent at ${url}: ${err.message}`));
+    });
+  });
 }
 
 async function readMaps(): Promise<StatusSlo[]> {
@@ -73,8 +117,18 @@ async function readMaps(): Promise<StatusSlo[]> {
   }
 }
 
-export async function collectStatus(listen: string, safeModeFile: string): Promise<StatusReport> {
+export async function collectStatus(
+  listen: string,
+  safeModeFile: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<StatusReport> {
   const sys = readScxSysfs();
+  const url = listenUrl(parseListen(listen));
+  // Asked first, so its clock does not include the loader's start.
+  const asked = fetchAgent(url, timeoutMs).then(
+    (a) => ({ agent: a, error: null }),
+    (err: unknown) => ({ agent: null, error: errorMessage(err) }),
+  );
   let scheduler: SchedulerStatus;
   try {
     scheduler = await schedulerStatus(defaultLoaderPaths());
@@ -90,14 +144,7 @@ export async function collectStatus(listen: string, safeModeFile: string): Promi
     };
   }
   const flag = readSafeModeFlag(safeModeFile);
-  let agent: AgentStatus | null = null;
-  let agentError: string | null = null;
-  const url = listenUrl(parseListen(listen));
-  try {
-    agent = await fetchAgent(url);
-  } catch (err) {
-    agentError = `no agent answers at ${url} (${errorMessage((err as Error).cause ?? err)})`;
-  }
+  const { agent, error: agentError } = await asked;
   let slos: StatusSlo[] | null = null;
   let slosError: string | null = null;
   if (agent) {
@@ -241,13 +288,15 @@ export async function statusCommand(args: string[], io: Io): Promise<number> {
     json: { type: "boolean" },
     listen: { type: "string", default: DEFAULT_LISTEN },
     "safe-mode-file": { type: "string", default: DEFAULT_SAFE_MODE_FILE },
+    timeout: { type: "string", default: String(DEFAULT_TIMEOUT_MS / 1000) },
   });
   try {
     parseListen(values.listen);
   } catch (err) {
     throw new UsageError(errorMessage(err));
   }
-  const report = await collectStatus(values.listen, values["safe-mode-file"]);
+  const timeoutMs = numberOption("timeout", values.timeout, 0.1, 300) * 1000;
+  const report = await collectStatus(values.listen, values["safe-mode-file"], timeoutMs);
   io.out(values.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
   return EXIT_OK;
 }

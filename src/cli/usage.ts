@@ -1,6 +1,7 @@
 // Every usage text of the CLI, in a module that loads nothing heavy, so `--help` and a usage
 // error answer without loading the agent.
 import { DEFAULT_SAFE_MODE_FILE } from "../agent/safe-mode.js";
+import { DEFAULT_SELF_BUDGET_MS } from "../agent/self-slo.js";
 import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
 import { DEFAULT_OVERLOAD } from "../metrics/overload.js";
 import { DEFAULT_LISTEN } from "../api/endpoints.js";
@@ -24,6 +25,8 @@ export const RUN_USAGE = `usage: scx-slo run [options]
   --listen HOST:PORT         metrics/health/overload endpoint (default ${DEFAULT_LISTEN})
   --default-budget-ms N      budget for tasks without an SLO when the agent loads the scheduler
                              (${BUDGET_MIN_MS}..${BUDGET_MAX_MS}; default: the scheduler's, 100)
+  --self-budget-ms N         the agent's own cgroup gets this budget at importance 100, so it
+                             keeps answering on a saturated node (default ${DEFAULT_SELF_BUDGET_MS}; 0: no SLO of its own)
   --node-name NAME           this node (kubernetes source; default $NODE_NAME)
   --cgroup-root DIR          the cgroup2 mount (default ${CGROUP_ROOT})
   --safe-mode-file FILE      safe-mode flag file (default ${DEFAULT_SAFE_MODE_FILE})
@@ -33,18 +36,20 @@ export const RUN_USAGE = `usage: scx-slo run [options]
   -v, --verbose              debug logging
 `;
 
-export const STATUS_USAGE = `usage: scx-slo status [--json] [--listen HOST:PORT] [--safe-mode-file FILE]
+export const STATUS_USAGE = `usage: scx-slo status [--json] [--listen HOST:PORT] [--timeout S] [--safe-mode-file FILE]
 
   Scheduler state and last exit reason, safe mode, the agent (if one answers on --listen,
-  default ${DEFAULT_LISTEN}), and every SLO applied with its runs and deadline misses.
+  default ${DEFAULT_LISTEN}, within --timeout seconds, default 5), and every SLO applied with
+  its runs and deadline misses. It says whether no agent listens or one listens but is slow.
 `;
 
-export const SAFE_MODE_USAGE = `usage: scx-slo safe-mode on|off|status [--reason TEXT] [--safe-mode-file FILE]
+export const SAFE_MODE_USAGE = `usage: scx-slo safe-mode on|off|status [--reason TEXT] [--wait S] [--safe-mode-file FILE]
 
   on      detach scx_slo now and keep it detached (the kernel's fair class runs everything)
-  off     let the agent attach scx_slo again
+  off     let the agent attach scx_slo again; waits up to --wait seconds (default 5, 0: not at
+          all) for it to be attached and prints how long it took
   status  print whether safe mode is on
-  The switch is the flag file (default ${DEFAULT_SAFE_MODE_FILE}); the agent polls it.
+  The switch is the flag file (default ${DEFAULT_SAFE_MODE_FILE}); the agent watches it.
 `;
 
 export const USAGE = `usage: scx-slo <command> [options]

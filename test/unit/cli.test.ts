@@ -1,7 +1,8 @@
 // The CLI as an operator runs it: spawned, exit codes 0/1/2, messages on the right stream.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import net from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +14,16 @@ const MAIN = path.join(findProjectRoot(), "dist", "src", "cli", "main.js");
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 20_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** cli() without blocking this process (for tests that serve something to the CLI). */
+function cliAsync(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, out, err })));
 }
 
 function tmp(): string {
@@ -140,10 +151,33 @@ test("status answers without an agent or a scheduler, in text and JSON", () => {
   const r = cli("status", "--listen", "127.0.0.1:1", "--safe-mode-file", "/nonexistent/flag");
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^scheduler /m);
-  assert.match(r.out, /^agent +no agent answers at http:\/\/127.0.0.1:1/m);
+  assert.match(
+    r.out,
+    /^agent +no agent is listening at http:\/\/127.0.0.1:1 \(connection refused\)/m,
+  );
   const j = cli("status", "--json", "--listen", "127.0.0.1:1");
   assert.equal(j.code, 0, j.err);
   const parsed = JSON.parse(j.out) as { scheduler: { state: string }; agent: unknown };
   assert.equal(typeof parsed.scheduler.state, "string");
   assert.equal(parsed.agent, null);
+});
+
+test("status tells an agent that is slow to answer from one that is not there", async () => {
+  // Accepts connections and never answers: an agent starved of CPU looks like this.
+  const silent = net.createServer(() => {});
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
+  const port = (silent.address() as net.AddressInfo).port;
+  try {
+    const r = await cliAsync("status", "--listen", `127.0.0.1:${port}`, "--timeout", "0.5");
+    assert.equal(r.code, 0, r.err);
+    assert.match(
+      r.out,
+      new RegExp(
+        `^agent +the agent at http://127.0.0.1:${port} accepted the connection but did not answer within 0.5 s`,
+        "m",
+      ),
+    );
+  } finally {
+    silent.close();
+  }
 });
