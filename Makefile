@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm image clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm image install clean
 
 all: build
 
@@ -83,6 +83,10 @@ bench-full: build
 ## vm CMD='...': run one command inside the sched_ext VM
 vm: build
 	node dist/vm/cli.js -- $(CMD)
+
+## install [DESTDIR=] [PREFIX=/usr/local]: scx-slo and scx-slo-shed as commands, a systemd unit
+install: build
+	deploy/install.sh "$(DESTDIR)" "$(or $(PREFIX),/usr/local)"
 
 ## image: the agent's container image with podman, from a local Debian base (deploy/image/build.sh)
 image: build

@@ -108,8 +108,12 @@ fi
 version=$(node -p 'require(process.argv[1]).version' "$ROOT/package.json")
 context=$CACHE/context
 rm -rf "$context"
-mkdir -p "$context/dist" "$context/build"
+mkdir -p "$context/dist" "$context/build" "$context/bin"
 cp "$ROOT/package.json" "$context/"
+for cmd in scx-slo:cli scx-slo-shed:shed; do
+  printf '#!/bin/sh\nexec node /opt/scx-slo/dist/src/%s/main.js "$@"\n' "${cmd##*:}" >"$context/bin/${cmd%%:*}"
+  chmod 755 "$context/bin/${cmd%%:*}"
+done
 cp -a "$modules/node_modules" "$context/"
 cp -a "$ROOT/dist/src" "$context/dist/"
 cp "$ROOT/build/scx_slo.bpf.o" "$ROOT/build/scx-slo-loader" "$context/build/"
