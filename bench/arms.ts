@@ -1,9 +1,22 @@
 // The schedulers compared: the kernel's fair class as is, as a careful operator would tune it
-// today, and scx_slo with the critical cgroup under an SLO. fair-rt is a reference rather than a
-// contender: the critical workload as a real-time (SCHED_FIFO) task, the fastest wake-up the kernel
-// has, so a report shows how close the emulator lets any scheduler get (it is no answer for a pod:
-// a FIFO task that spins holds its CPU against everything but the 5% real-time throttle).
+// today, and scx_slo as its users run it: the agent (`scx-slo run` with a config file, in a cgroup
+// of its own as a systemd unit or a pod would put it) started before the window and running
+// through it. scx_slo-loader is a labelled control: the same scheduler loaded and given the SLO
+// once, with no agent beside it, so the agent's own cost shows as the difference. fair-rt is a
+// reference rather than a contender: the critical workload as a real-time (SCHED_FIFO) task, the
+// fastest wake-up the kernel has, so a report shows how close the emulator lets any scheduler get
+// (it is no answer for a pod: a FIFO task that spins holds its CPU against everything but the 5%
+// real-time throttle).
+import type { ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { DEFAULT_LISTEN } from "../src/api/endpoints.js";
+import { AgentStatusSchema } from "../src/api/status.js";
 import { writeCgroupFile } from "../src/cgroup/cgroupfs.js";
+import { createCgroup } from "../src/cgroup/cgroupfs.js";
+import { spawnInCgroup } from "../src/cgroup/spawn.js";
+import { findProjectRoot } from "../src/util/project-root.js";
+import { sleep } from "../src/util/process.js";
 import {
   defaultLoaderPaths,
   loadScheduler,
@@ -14,7 +27,14 @@ import { LoaderSession } from "../src/sched/session.js";
 import { histogramQuantileNs } from "../src/sched/histogram.js";
 import { NS_PER_MS } from "../src/slo/model.js";
 
-export const ALL_ARMS = ["fair", "fair-weight", "fair-idle", "scx_slo", "fair-rt"] as const;
+export const ALL_ARMS = [
+  "fair",
+  "fair-weight",
+  "fair-idle",
+  "scx_slo",
+  "scx_slo-loader",
+  "fair-rt",
+] as const;
 export type ArmName = (typeof ALL_ARMS)[number];
 /** The arm whose critical workload runs SCHED_FIFO; workloads that cannot do that refuse it. */
 export const RT_ARM: ArmName = "fair-rt";
@@ -37,6 +57,8 @@ export interface BenchCgroups {
 export interface ArmSetup {
   /** Run the hogs under SCHED_IDLE. */
   batchIdle: boolean;
+  /** A cgroup of the arm's own (the agent's) whose CPU use in the window is recorded. */
+  ownCgroup?: string;
   /** Run the critical workload under SCHED_FIFO at RT_PRIORITY. */
   criticalRealtime: boolean;
   /** Extra fields for the record (scx_slo: the in-kernel view of the critical cgroup's waits). */
@@ -59,6 +81,10 @@ export function armsRefusedBy(
   );
 }
 
+/** Where the agent of the scx_slo arm runs, as a systemd unit or a pod would place it. */
+export const AGENT_CGROUP = "/bench/agent";
+const AGENT_CONFIG = "/tmp/scx-slo-bench.conf";
+
 export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup> {
   const paths = defaultLoaderPaths();
   const status = await schedulerStatus(paths);
@@ -67,13 +93,36 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
   writeCgroupFile(cg.batch, "cpu.weight", arm === "fair-weight" ? "1" : "100");
   if (cg.loadgen)
     writeCgroupFile(cg.loadgen, "cpu.weight", arm === "fair-weight" ? "10000" : "100");
-  if (arm !== "scx_slo") {
-    return {
-      batchIdle: arm === "fair-idle",
-      criticalRealtime: arm === RT_ARM,
-      teardown: async () => ({}),
-    };
-  }
+  if (arm === "scx_slo") return startAgentArm(cg);
+  if (arm === "scx_slo-loader") return loaderOnlyArm(cg);
+  return {
+    batchIdle: arm === "fair-idle",
+    criticalRealtime: arm === RT_ARM,
+    teardown: async () => ({}),
+  };
+}
+
+/** The in-kernel view of the critical (and load generator's) cgroup, for the record. */
+function kernelView(
+  stats: { cgroupId: bigint; hist: number[]; waitMaxNs: number; runs: number; misses: number }[],
+  counters: Readonly<Record<string, number>> | null,
+  cg: BenchCgroups,
+): Record<string, unknown> {
+  const crit = stats.find((c) => c.cgroupId === cg.criticalId);
+  const gen = stats.find((c) => c.cgroupId === cg.loadgenId);
+  return {
+    ...(gen ? { loadgen_sched_wait_p99_us: histogramQuantileNs(gen.hist, 0.99) / 1000 } : {}),
+    sched_wait_p99_us: crit ? histogramQuantileNs(crit.hist, 0.99) / 1000 : null,
+    sched_wait_max_us: crit ? crit.waitMaxNs / 1000 : null,
+    sched_runs: crit?.runs ?? 0,
+    sched_misses: crit?.misses ?? 0,
+    preempt_kicks: counters?.preempt_kicks ?? null,
+  };
+}
+
+/** The control: the scheduler loaded and given the SLO once, with no agent beside it. */
+async function loaderOnlyArm(cg: BenchCgroups): Promise<ArmSetup> {
+  const paths = defaultLoaderPaths();
   await loadScheduler(paths);
   const session = new LoaderSession(paths);
   const slo = { budgetNs: CRITICAL_BUDGET_MS * NS_PER_MS, importance: CRITICAL_IMPORTANCE };
@@ -91,16 +140,75 @@ export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup
       await session.close();
       // Purged, so every cell starts from empty maps and its in-kernel figures are its own.
       await unloadScheduler(paths, true);
-      const crit = stats.cgroups.find((c) => c.cgroupId === cg.criticalId);
-      const gen = stats.cgroups.find((c) => c.cgroupId === cg.loadgenId);
-      return {
-        ...(gen ? { loadgen_sched_wait_p99_us: histogramQuantileNs(gen.hist, 0.99) / 1000 } : {}),
-        sched_wait_p99_us: crit ? histogramQuantileNs(crit.hist, 0.99) / 1000 : null,
-        sched_wait_max_us: crit ? crit.waitMaxNs / 1000 : null,
-        sched_runs: crit?.runs ?? 0,
-        sched_misses: crit?.misses ?? 0,
-        preempt_kicks: stats.counters.preempt_kicks,
-      };
+      return kernelView(stats.cgroups, stats.counters, cg);
+    },
+  };
+}
+
+async function agentStatus() {
+  const res = await fetch(`http://${DEFAULT_LISTEN}/status`, { signal: AbortSignal.timeout(5000) });
+  return AgentStatusSchema.parse(await res.json());
+}
+
+/**
+ * scx_slo as its users run it: `scx-slo run` with a config file naming the critical cgroup, in a
+ * cgroup of its own; the cell's window starts once the agent has attached the scheduler and the
+ * SLO is in the map, and the agent keeps running through it.
+ */
+async function startAgentArm(cg: BenchCgroups): Promise<ArmSetup> {
+  const lines = [`${cg.critical} ${CRITICAL_BUDGET_MS} ${CRITICAL_IMPORTANCE}`];
+  if (cg.loadgen) lines.push(`${cg.loadgen} ${CRITICAL_BUDGET_MS} ${CRITICAL_IMPORTANCE}`);
+  writeFileSync(AGENT_CONFIG, lines.join("\n") + "\n");
+  createCgroup(AGENT_CGROUP);
+  const cli = path.join(findProjectRoot(), "dist", "src", "cli", "main.js");
+  const agent: ChildProcess = spawnInCgroup(AGENT_CGROUP, [
+    process.execPath,
+    cli,
+    "run",
+    "--config",
+    AGENT_CONFIG,
+    "--listen",
+    DEFAULT_LISTEN,
+  ]);
+  let log = "";
+  agent.stderr?.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  agent.stdout?.resume();
+  const exited = new Promise<void>((r) => agent.once("close", () => r()));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const st = await agentStatus().catch(() => null);
+    if (
+      st?.scheduler.state === "attached" &&
+      st.slos.desired === lines.length &&
+      st.slos.applied >= lines.length
+    ) {
+      break;
+    }
+    if (Date.now() > deadline || agent.exitCode !== null) {
+      agent.kill("SIGKILL");
+      throw new Error(`the agent did not attach scx_slo and apply the SLO in time:\n${log}`);
+    }
+    await sleep(100);
+  }
+  return {
+    batchIdle: false,
+    criticalRealtime: false,
+    ownCgroup: AGENT_CGROUP,
+    teardown: async () => {
+      const st = await agentStatus();
+      const proc = readFileSync(`/proc/${agent.pid}/status`, "utf8");
+      const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(proc)?.[1] ?? NaN);
+      agent.kill("SIGTERM");
+      await exited;
+      await unloadScheduler(defaultLoaderPaths(), true);
+      const stats = st.cgroups.map((c) => ({
+        cgroupId: BigInt(c.cgroup_id),
+        hist: c.hist,
+        waitMaxNs: c.wait_max_ns,
+        runs: c.runs,
+        misses: c.misses,
+      }));
+      return { ...kernelView(stats, null, cg), agent_rss_kib: rssKiB };
     },
   };
 }

@@ -91,7 +91,7 @@ export function describeMachine(hostPriority: HostPriority = "timers-first"): st
 /** What the guest will run from the host's root: a clear message beats a failure mid-ladder. */
 export function missingBuildOutputs(plan: BenchPlan): string[] {
   const need = [path.join(PROJECT_ROOT, "dist", "bench", "ladder.js")];
-  if (plan.arms.includes("scx_slo")) {
+  if (plan.arms.some((a) => a.startsWith("scx_slo"))) {
     need.push(path.join(PROJECT_ROOT, "build", "scx-slo-loader"));
     need.push(path.join(PROJECT_ROOT, "build", "scx_slo.bpf.o"));
   }

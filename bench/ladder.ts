@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { createCgroup, readCpuStat, removeCgroup } from "../src/cgroup/cgroupfs.js";
 import { sleep } from "../src/util/process.js";
 import {
+  AGENT_CGROUP,
   ALL_ARMS,
   armsRefusedBy,
   RT_PRIORITY,
@@ -114,6 +115,7 @@ async function runCell(
     try {
       const critBefore = usage(cg.critical);
       const batchBefore = usage(cg.batch);
+      const ownBefore = setup.ownCgroup ? usage(setup.ownCgroup) : 0;
       const genBefore = cg.loadgen ? usage(cg.loadgen) : 0;
       const started = Date.now();
       const hogs = startHogs(cg.batch, bg, durationS + workload.hogMarginS, setup.batchIdle);
@@ -133,6 +135,7 @@ async function runCell(
           ...(cg.loadgen && workload.needsLoadgen
             ? { loadgen_cpu_usec: usage(cg.loadgen) - genBefore }
             : {}),
+          ...(setup.ownCgroup ? { agent_cpu_usec: usage(setup.ownCgroup) - ownBefore } : {}),
           window_s: (Date.now() - started) / 1000,
           duration_s: durationS,
         };
@@ -185,6 +188,7 @@ try {
 } finally {
   // cgroup.kill takes whatever a failed cell left behind with it.
   if (cg.loadgen) removeCgroup(cg.loadgen);
+  removeCgroup(AGENT_CGROUP);
   removeCgroup(cg.critical);
   removeCgroup(cg.batch);
   removeCgroup("/bench");

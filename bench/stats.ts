@@ -28,6 +28,13 @@ export function percentilesFromSamples(samplesUs: readonly number[]): Percentile
   return percentilesFromHistogram(counts);
 }
 
+/** Nearest-rank quantile q (0..1) of the samples; NaN for none. */
+export function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;

@@ -20,6 +20,8 @@ export interface Cell {
 }
 
 export const SCX_ARM = "scx_slo";
+/** The control arm: the same scheduler with no agent beside it. */
+export const LOADER_ONLY_ARM = "scx_slo-loader";
 export const BASE_ARM = "fair";
 export const TUNED_ARMS = ["fair-weight", "fair-idle"];
 
@@ -196,6 +198,24 @@ export function checkTargets(cells: readonly Cell[], workload: string): TargetCh
         "<",
         1,
         `${us(scxTop?.p99_us)} vs ${us(tuned.p99_us)}`,
+      ),
+    );
+  }
+  // The agent's own cost: the same scheduler with and without it, at every step.
+  let agentWorst: { ratio: number; bg: number } | null = null;
+  for (const c of scxSteps) {
+    const r = ratioOf(c.p99_us, at(LOADER_ONLY_ARM, c.bg)?.p99_us);
+    if (r !== null && (agentWorst === null || r > agentWorst.ratio))
+      agentWorst = { ratio: r, bg: c.bg };
+  }
+  if (agentWorst !== null) {
+    out.push(
+      check(
+        `scx_slo with its agent: p99 <= 1.1x ${LOADER_ONLY_ARM}'s (worst step)`,
+        agentWorst.ratio,
+        "<=",
+        1.1,
+        `worst at bg=${agentWorst.bg}`,
       ),
     );
   }

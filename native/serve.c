@@ -5,6 +5,7 @@
  * Requests, one per line, words separated by spaces (written by src/sched/session.ts):
  *   <id> set <cgroup_id> <budget_ns> <importance> [<cgroup_id> <budget_ns> <importance> ...]
  *   <id> del <cgroup_id> [<cgroup_id> ...]
+ *   <id> get <cgroup_id>
  *   <id> list | stats | counts | status | ping
  * Replies, one JSON object per line: {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":"..."}.
  * Deadline misses from the ring buffer are interleaved as {"event":"miss",...} lines, and the
@@ -181,6 +182,25 @@ static void do_list(const char *id)
 	fputs("]}\n", stdout);
 }
 
+/* One SLO map entry: {"slo":{...}} or {"slo":null} when the cgroup has none. */
+static void do_get(const char *id, char **w, int n)
+{
+	struct slo_cfg cfg;
+	__u64 cg;
+
+	if (n != 1 || parse_u64(w[0], &cg)) {
+		reply_error(id, "get takes one cgroup id");
+		return;
+	}
+	if (bpf_map_lookup_elem(maps.slo, &cg, &cfg)) {
+		printf("{\"id\":%s,\"ok\":true,\"slo\":null}\n", id);
+		return;
+	}
+	printf("{\"id\":%s,\"ok\":true,\"slo\":{\"cgroup_id\":\"%llu\",\"budget_ns\":%llu,"
+	       "\"importance\":%u}}\n",
+	       id, (unsigned long long)cg, (unsigned long long)cfg.budget_ns, cfg.importance);
+}
+
 /* Runs and misses per SLO cgroup only: what the overload window samples, without histograms. */
 static void do_counts(const char *id)
 {
@@ -276,12 +296,14 @@ static void handle_line(char *line)
 		do_stats(w[0]);
 	else if (!strcmp(w[1], "counts"))
 		do_counts(w[0]);
+	else if (!strcmp(w[1], "get"))
+		do_get(w[0], w + 2, n - 2);
 	else if (!strcmp(w[1], "status")) {
 		printf("{\"id\":%s,\"ok\":true,", w[0]);
 		write_status_fields(stdout, pin_dir, &maps);
 		fputs("}\n", stdout);
 	} else
-		reply_error(w[0], "unknown verb (set, del, list, stats, counts, status, ping)");
+		reply_error(w[0], "unknown verb (set, del, get, list, stats, counts, status, ping)");
 }
 
 int cmd_serve(const char *dir)

@@ -116,7 +116,7 @@ export class Agent {
       this.supervisor.status().state === "unsupported" ? null : this.handle.mapSession();
     this.cgroups = new CgroupWatcher({
       root: o.cgroupRoot,
-      onChange: () => void this.reconciler.request("cgroup change"),
+      onChange: (folder) => void this.reconciler.cgroupChanged(folder),
       onOverflow: (wanted) =>
         this.log.warn(
           `the rules depend on ${wanted} cgroup folders, more than are watched; ` +

@@ -4,7 +4,7 @@
 // requests during a pass fold into one more pass (util/coalesce.ts).
 
 import type { ReconcileReport } from "../api/status.js";
-import { resolveRules } from "../cgroup/resolve.js";
+import { IncrementalResolver } from "../cgroup/resolve.js";
 import type { AgentMetrics } from "../metrics/agent-metrics.js";
 import type { SloEntry } from "../sched/loader.js";
 import type { LoaderSession } from "../sched/session.js";
@@ -46,6 +46,9 @@ export interface ReconcilerState {
 export class Reconciler {
   private readonly unresolvedLog: OnceLog;
   private readonly passes: Coalescer;
+  private readonly resolver: IncrementalResolver;
+  /** Folders where cgroups were created or removed since the last pass. */
+  private changed = new Set<string>();
   private stopped = false;
   private lastError: string | null = null;
   private retry: NodeJS.Timeout | null = null;
@@ -69,6 +72,13 @@ export class Reconciler {
       (why) => this.pass(why),
       () => this.stopped,
     );
+    this.resolver = new IncrementalResolver({ root: o.cgroupRoot });
+  }
+
+  /** A cgroup was created or removed in folder: the rules that depend on it are matched again. */
+  cgroupChanged(folder: string): Promise<void> {
+    this.changed.add(folder);
+    return this.request("cgroup change");
   }
 
   get state(): ReconcilerState {
@@ -93,7 +103,9 @@ export class Reconciler {
       if (rules === null) return;
       const session = this.o.session();
       const started = performance.now();
-      const resolved = resolveRules(rules, { root: this.o.cgroupRoot });
+      const folders = reason === SAFETY_PASS ? "all" : this.changed;
+      this.changed = new Set();
+      const resolved = this.resolver.resolve(rules, folders);
       const resolveMs = performance.now() - started;
       this.o.onResolved?.(resolved.watchDirs);
       this.unresolvedLog.update(resolved.warnings);

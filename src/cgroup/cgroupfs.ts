@@ -1,6 +1,14 @@
 // Plain cgroup v2 filesystem operations. A cgroup's id (what the BPF maps are keyed by) is the
 // inode number of its directory.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 
 export const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -62,10 +70,13 @@ export function readCpuStat(cgroupPath: string, root = CGROUP_ROOT): Record<stri
   return out;
 }
 
-/** Kills what is left in the cgroup and removes it (children first). */
+/** Kills what is left in the cgroup and removes it, child cgroups first. */
 export function removeCgroup(cgroupPath: string, root = CGROUP_ROOT): void {
   const dir = cgroupDir(cgroupPath, root);
   if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) removeCgroup(path.posix.join(cgroupPath, e.name), root);
+  }
   try {
     writeFileSync(path.join(dir, "cgroup.kill"), "1");
   } catch {

@@ -170,95 +170,125 @@ function statCgroup(root: string, cgroupPath: string): bigint | null {
   }
 }
 
+/** What one rule names in the tree now, before the rules are weighed against each other. */
+export interface RuleMatch {
+  /** Existing cgroups the rule names, with their ids, in path order. */
+  readonly cgroups: readonly { readonly path: string; readonly id: bigint }[];
+  /** Folders in which a cgroup created or removed could change this match. */
+  readonly watch: readonly string[];
+  readonly warnings: readonly string[];
+  /** The rule names no existing cgroup. */
+  readonly unresolved: boolean;
+}
+
+/** The cgroups one rule names now (each stat-ed for its id). Never throws for a missing cgroup. */
+export function matchRule(
+  rule: SloRule,
+  root: string = CGROUP_ROOT,
+  maxDepth: number = MAX_GLOB_DEPTH,
+): RuleMatch {
+  const where = rule.origin.source;
+  if (rule.match.kind === "path") {
+    const id = statCgroup(root, rule.match.path);
+    const watch = [nearestWatch(root, rule.match.path)];
+    if (id !== null) {
+      return { cgroups: [{ path: rule.match.path, id }], watch, warnings: [], unresolved: false };
+    }
+    return {
+      cgroups: [],
+      watch,
+      warnings: [
+        `${where}: cgroup ${rule.match.path} does not exist (yet); the rule applies once it is created`,
+      ],
+      unresolved: true,
+    };
+  }
+  const pattern = rule.match.pattern;
+  const depth = pattern.split("/").filter((p) => p !== "").length;
+  if (depth > maxDepth) {
+    return {
+      cgroups: [],
+      watch: [],
+      warnings: [
+        `${where}: glob ${pattern} is ${depth} levels deep, deeper than the scheduler's limit of ${maxDepth}; it matches nothing`,
+      ],
+      unresolved: true,
+    };
+  }
+  const walk = expandGlob(pattern, root);
+  const warnings: string[] = [];
+  if (walk.truncated) {
+    warnings.push(
+      `${where}: glob ${pattern} reads more than ${MAX_GLOB_DIRS} directories; only part of the tree was matched (use a more specific pattern)`,
+    );
+  }
+  if (walk.paths.length === 0) {
+    warnings.push(
+      `${where}: glob ${pattern} matches no cgroup (yet); the rule applies to matching cgroups once they are created`,
+    );
+  }
+  const cgroups: { path: string; id: bigint }[] = [];
+  for (const p of walk.paths) {
+    const id = statCgroup(root, p);
+    if (id !== null) cgroups.push({ path: p, id }); // else removed since the walk
+  }
+  return { cgroups, watch: walk.watch, warnings, unresolved: walk.paths.length === 0 };
+}
+
 interface Claim {
   readonly ruleIndex: number;
   readonly explicit: boolean;
-  /** Known when the claim came from a stat already (explicit paths). */
-  readonly id?: bigint;
+  readonly id: bigint;
 }
 
-/** Resolves rules against the cgroup tree under options.root. Never throws for a missing cgroup. */
-export function resolveRules(
+/**
+ * The rules' matches weighed against each other: each cgroup goes to one rule (an explicit path
+ * beats a glob, then the earlier rule wins), and at most maxEntries cgroups are kept.
+ */
+export function combineMatches(
   rules: readonly SloRule[],
-  options: ResolveOptions = {},
+  matches: readonly RuleMatch[],
+  maxEntries: number = MAX_SLO_ENTRIES,
 ): ResolveResult {
-  const root = options.root ?? CGROUP_ROOT;
-  const maxDepth = options.maxDepth ?? MAX_GLOB_DEPTH;
-  const maxEntries = options.maxEntries ?? MAX_SLO_ENTRIES;
   const warnings: string[] = [];
   const watchDirs = new Set<string>();
   let unresolved = 0;
 
   // Which rule owns each cgroup path: explicit beats glob, then rule order.
   const owner = new Map<string, Claim>();
-  const claim = (cgroupPath: string, c: Claim) => {
-    const prev = owner.get(cgroupPath);
-    if (
-      prev === undefined ||
-      (c.explicit && !prev.explicit) ||
-      (c.explicit === prev.explicit && c.ruleIndex < prev.ruleIndex)
-    ) {
-      owner.set(cgroupPath, c);
-    }
-  };
-
   rules.forEach((rule, ruleIndex) => {
-    const where = rule.origin.source;
-    if (rule.match.kind === "path") {
-      const id = statCgroup(root, rule.match.path);
-      watchDirs.add(nearestWatch(root, rule.match.path));
-      if (id !== null) {
-        claim(rule.match.path, { ruleIndex, explicit: true, id });
-      } else {
-        unresolved++;
-        warnings.push(
-          `${where}: cgroup ${rule.match.path} does not exist (yet); the rule applies once it is created`,
-        );
+    const m = matches[ruleIndex]!;
+    for (const dir of m.watch) watchDirs.add(dir);
+    warnings.push(...m.warnings);
+    if (m.unresolved) unresolved++;
+    const explicit = rule.match.kind === "path";
+    for (const { path: p, id } of m.cgroups) {
+      const prev = owner.get(p);
+      if (
+        prev === undefined ||
+        (explicit && !prev.explicit) ||
+        (explicit === prev.explicit && ruleIndex < prev.ruleIndex)
+      ) {
+        owner.set(p, { ruleIndex, explicit, id });
       }
-      return;
     }
-    const pattern = rule.match.pattern;
-    const depth = pattern.split("/").filter((p) => p !== "").length;
-    if (depth > maxDepth) {
-      unresolved++;
-      warnings.push(
-        `${where}: glob ${pattern} is ${depth} levels deep, deeper than the scheduler's limit of ${maxDepth}; it matches nothing`,
-      );
-      return;
-    }
-    const walk = expandGlob(pattern, root);
-    for (const dir of walk.watch) watchDirs.add(dir);
-    if (walk.truncated) {
-      warnings.push(
-        `${where}: glob ${pattern} reads more than ${MAX_GLOB_DIRS} directories; only part of the tree was matched (use a more specific pattern)`,
-      );
-    }
-    if (walk.paths.length === 0) {
-      unresolved++;
-      warnings.push(
-        `${where}: glob ${pattern} matches no cgroup (yet); the rule applies to matching cgroups once they are created`,
-      );
-    }
-    for (const p of walk.paths) claim(p, { ruleIndex, explicit: false });
   });
 
-  // Emit in rule order, then path order, so the result is stable across rescans.
+  // Emit in rule order, then path order, so the result is stable from one pass to the next.
   const byRule = new Map<number, string[]>();
   for (const [p, c] of owner) {
     const list = byRule.get(c.ruleIndex) ?? [];
     list.push(p);
     byRule.set(c.ruleIndex, list);
   }
-  const knownIds = new Map<string, bigint>();
-  for (const [p, c] of owner) if (c.id !== undefined) knownIds.set(p, c.id);
   const slos: ResolvedSlo[] = [];
   const seenIds = new Set<bigint>();
   let dropped = 0;
   for (const ruleIndex of [...byRule.keys()].sort((a, b) => a - b)) {
     const rule = rules[ruleIndex]!;
     for (const cgroupPath of byRule.get(ruleIndex)!.sort()) {
-      const id = knownIds.get(cgroupPath) ?? statCgroup(root, cgroupPath);
-      if (id === null || seenIds.has(id)) continue; // removed since the walk
+      const id = owner.get(cgroupPath)!.id;
+      if (seenIds.has(id)) continue;
       if (slos.length >= maxEntries) {
         dropped++;
         continue;
@@ -280,6 +310,53 @@ export function resolveRules(
     );
   }
   return { slos, warnings, unresolved, watchDirs };
+}
+
+/** Resolves rules against the cgroup tree under options.root. Never throws for a missing cgroup. */
+export function resolveRules(
+  rules: readonly SloRule[],
+  options: ResolveOptions = {},
+): ResolveResult {
+  const root = options.root ?? CGROUP_ROOT;
+  const maxDepth = options.maxDepth ?? MAX_GLOB_DEPTH;
+  return combineMatches(
+    rules,
+    rules.map((r) => matchRule(r, root, maxDepth)),
+    options.maxEntries ?? MAX_SLO_ENTRIES,
+  );
+}
+
+/**
+ * resolveRules for a caller that knows what changed since its last call: a rule is matched again
+ * only if it is new, or a cgroup was created or removed in one of the folders its match depends
+ * on; the others keep their last match. `changed: "all"` matches every rule again.
+ */
+export class IncrementalResolver {
+  private cache = new Map<string, RuleMatch>();
+
+  constructor(private readonly options: ResolveOptions = {}) {}
+
+  resolve(rules: readonly SloRule[], changed: ReadonlySet<string> | "all"): ResolveResult {
+    const root = this.options.root ?? CGROUP_ROOT;
+    const maxDepth = this.options.maxDepth ?? MAX_GLOB_DEPTH;
+    const next = new Map<string, RuleMatch>();
+    const matches = rules.map((rule) => {
+      const target = rule.match.kind === "path" ? rule.match.path : rule.match.pattern;
+      const key = `${rule.match.kind}:${target}\0${rule.origin.source}`;
+      let m = next.get(key) ?? this.cache.get(key);
+      if (
+        m === undefined ||
+        (changed === "all" && !next.has(key)) ||
+        (changed !== "all" && !next.has(key) && m.watch.some((d) => changed.has(d)))
+      ) {
+        m = matchRule(rule, root, maxDepth);
+      }
+      next.set(key, m);
+      return m;
+    });
+    this.cache = next;
+    return combineMatches(rules, matches, this.options.maxEntries ?? MAX_SLO_ENTRIES);
+  }
 }
 
 /**

@@ -224,7 +224,11 @@ export function createAgentMetrics(
   });
   standbyAttaches.inc({ result: "ok" }, 0);
   standbyAttaches.inc({ result: "failed" }, 0);
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  // The event-loop delay monitor samples on a timer of its own: once a second, not 100 times (the
+  // library's default), so that an idle agent is idle.
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
+  }
   return {
     registry,
     configReloads,

@@ -68,6 +68,11 @@ export const ExitEventSchema = z.object({
   at_ns: z.number(),
 });
 
+/** `get`: one SLO map entry, or null. */
+export const GetReplySchema = z.object({
+  slo: z.object({ cgroup_id: cgroupId, budget_ns: z.number(), importance: z.number() }).nullable(),
+});
+
 /** `counts`: runs and misses per SLO cgroup, without histograms. */
 export const CountsReplySchema = z.object({
   cgroups: z.array(z.object({ cgroup_id: cgroupId, runs: z.number(), misses: z.number() })),

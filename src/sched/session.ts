@@ -17,6 +17,7 @@ import {
 import {
   CountsReplySchema,
   ExitEventSchema,
+  GetReplySchema,
   MissEventSchema,
   parseReply,
   SchedulerStatusSchema,
@@ -150,6 +151,12 @@ export class LoaderSession extends EventEmitter {
     for (let i = 0; i < cgroupIds.length; i += DEL_CHUNK) {
       await this.request("del " + cgroupIds.slice(i, i + DEL_CHUNK).join(" "));
     }
+  }
+
+  /** The SLO map's entry for one cgroup; null when it has none. */
+  async get(cgroupId: bigint): Promise<SloEntry | null> {
+    const { slo } = parseReply(GetReplySchema, await this.request(`get ${cgroupId}`), "loader get");
+    return slo && { cgroupId: slo.cgroup_id, budgetNs: slo.budget_ns, importance: slo.importance };
   }
 
   async list(): Promise<SloEntry[]> {

@@ -9,6 +9,7 @@ import {
   cgroupPathsById,
   expandGlob,
   globComponentRegExp,
+  IncrementalResolver,
   resolveRules,
 } from "../../src/cgroup/resolve.js";
 import type { SloRule } from "../../src/slo/model.js";
@@ -182,6 +183,50 @@ test("cgroupPathsById finds paths for inode ids", () => {
     assert.equal(found.get(ids[0]!), "/a/b/c");
     assert.equal(found.get(ids[1]!), "/d");
     assert.equal(found.has(1n), false);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+test("watch folders: the folders where a new or removed cgroup changes the result", () => {
+  const root = tree(["a/b", "k/p1/c", "k/p2/c"]);
+  try {
+    const r = resolveRules([pathRule("/a/b"), pathRule("/x/y/z"), globRule("/k/*/c")], { root });
+    assert.deepEqual([...r.watchDirs].sort(), ["", "/a", "/k", "/k/p1", "/k/p2"]);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+test("incremental resolve: a rule is matched again only when one of its folders changed", () => {
+  const root = tree(["a/b", "k/p1"]);
+  try {
+    const rules = [pathRule("/a/b"), globRule("/k/*")];
+    const inc = new IncrementalResolver({ root });
+    const first = inc.resolve(rules, new Set());
+    assert.deepEqual(
+      first.slos.map((s) => s.cgroupPath),
+      ["/a/b", "/k/p1"],
+    );
+    mkdirSync(path.join(root, "k", "p2"));
+    // Nothing reported: the cached match stands (the safety pass would find p2).
+    assert.deepEqual(
+      inc.resolve(rules, new Set(["/a"])).slos.map((s) => s.cgroupPath),
+      ["/a/b", "/k/p1"],
+    );
+    // Reported in the glob's folder: matched again.
+    assert.deepEqual(
+      inc.resolve(rules, new Set(["/k"])).slos.map((s) => s.cgroupPath),
+      ["/a/b", "/k/p1", "/k/p2"],
+    );
+    mkdirSync(path.join(root, "k", "p3"));
+    assert.deepEqual(
+      inc.resolve(rules, "all").slos.map((s) => s.cgroupPath),
+      ["/a/b", "/k/p1", "/k/p2", "/k/p3"],
+    );
+    // A new rule is matched at once; each result is what a full resolve gives.
+    const more = [...rules, pathRule("/k/p3")];
+    assert.deepEqual(inc.resolve(more, new Set()), resolveRules(more, { root }));
   } finally {
     rmSync(root, { recursive: true });
   }
