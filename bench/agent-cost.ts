@@ -5,7 +5,6 @@
 // inside the sched_ext VM (`vm/cli.js -- node dist/bench/agent-cost.js ...`).
 //   node dist/bench/agent-cost.js --out DIR [--cgroup-root /sys/fs/cgroup] [--slos 1,100,1000]
 //        [--rest-s 60] [--churn-s 30] [--creations 500] [--label native]
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
