@@ -93,7 +93,7 @@ for c in "${todo[@]}"; do
   t0=$(date +%s)
   say "building $c with $BPF_CLANG"
   # --force: a crate cargo already installed at this version but with another clang is rebuilt.
-  cargo install --locked --force --quiet --root "$PEERS" "$name@=${c#*@}"
+  cargo install --locked --force --root "$PEERS" "$name@=${c#*@}"
   stamp_of "$c" > "$STAMPS/$name"
   say "built $c in $(($(date +%s) - t0)) s"
 done
