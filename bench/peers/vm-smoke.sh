@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs inside the sched_ext VM: attaches each peer scheduler in turn, runs a short load under it,
 # detaches it with SIGINT and checks that the kernel is back on its fair class. From the checkout:
-#   node dist/vm/cli.js --cpus 2 --timeout 240 -- sh bench/peers/vm-smoke.sh [ARM...]
+#   node dist/vm/cli.js --cpus 2 --timeout 900 -- sh bench/peers/vm-smoke.sh [ARM...]
+# (scx_lavd and scx_layered spend minutes in the BPF verifier under emulation; all arms take
+# 5-10 min). LAVD_EXTRA adds options to the lavd arm, e.g. --log-level=debug.
 # Arms: fair lavd lavd-bw bpfland flash layered (default: all; fair is the kernel's own class, no
 # scheduler attached, for comparison within the same boot). Binaries come from
 # ${SCX_SLO_CACHE_ROOT:-/var/cache/scx-slo}/scx-peers/bin (bench/peers/build.sh).
@@ -18,7 +20,7 @@ BIN=${SCX_SLO_CACHE_ROOT:-/var/cache/scx-slo}/scx-peers/bin
 SCX=/sys/kernel/sched_ext
 CG=/sys/fs/cgroup/bench
 LOAD_S=${LOAD_S:-3}
-ATTACH_TIMEOUT_S=${ATTACH_TIMEOUT_S:-120}
+ATTACH_TIMEOUT_S=${ATTACH_TIMEOUT_S:-600}
 # Under the VM harness the logs go to its results share, readable from the host while it runs.
 LOGS=${SCXVM_OUT:-/tmp}/peers
 mkdir -p "$LOGS"
