@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm image install clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm image install peers clean
 
 all: build
 
@@ -79,6 +79,10 @@ bench: build
 ## bench-full [LABEL=x]: every arm, steps 0,1,2,4,8, 3 reps (bench/results/<date>[-label]/)
 bench-full: build
 	node dist/bench/run.js --full $(if $(LABEL),--label $(LABEL))
+
+## peers: the sched-ext/scx schedulers the benchmark compares against (bench/peers/, cached)
+peers: setup
+	@./bench/peers/build.sh
 
 ## vm CMD='...': run one command inside the sched_ext VM
 vm: build
