@@ -3,10 +3,16 @@
 // the agent resolves again on every rescan, so they apply once the cgroup shows up.
 //
 // When two rules name one cgroup, an explicit path beats a glob, then the earlier rule wins.
+//
+// When the rules name more cgroups than the SLO map holds, the most important ones get an SLO:
+// importance (highest first), then an explicit path before a glob, then the lower budget, then
+// rule order, then path. Where a rule sits in the file never decides it alone, so a broad glob
+// written first cannot push out a critical cgroup named below it. Every cgroup left out is
+// returned by name, so the agent can report each one.
 
 import { readdirSync, statSync, type Dirent } from "node:fs";
 import path from "node:path";
-import { MAX_SLO_ENTRIES, type ResolvedSlo, type SloRule } from "../slo/model.js";
+import { MAX_SLO_ENTRIES, type Origin, type ResolvedSlo, type SloRule } from "../slo/model.js";
 import { isGlob } from "../slo/validate.js";
 import { CGROUP_ROOT } from "./cgroupfs.js";
 
@@ -24,6 +30,15 @@ export interface ResolveOptions {
   readonly maxEntries?: number;
 }
 
+/** A cgroup a rule names that gets no SLO because the map is full of more important ones. */
+export interface LeftOutCgroup {
+  readonly cgroupPath: string;
+  readonly importance: number;
+  readonly budgetNs: number;
+  /** The rule that named it. */
+  readonly origin: Origin;
+}
+
 export interface ResolveResult {
   /** In rule order, then path order within a glob; one entry per cgroup. */
   readonly slos: ResolvedSlo[];
@@ -31,6 +46,11 @@ export interface ResolveResult {
   readonly warnings: string[];
   /** Rules that matched no existing cgroup (retried on the next resolve). */
   readonly unresolved: number;
+  /**
+   * Every existing cgroup the rules name beyond the map's capacity (maxEntries), least important
+   * last; empty while everything fits.
+   */
+  readonly leftOut: LeftOutCgroup[];
 }
 
 /**
@@ -218,44 +238,73 @@ export function resolveRules(
     for (const p of walk.paths) claim(p, { ruleIndex, explicit: false });
   });
 
-  // Emit in rule order, then path order, so the result is stable across rescans.
+  // Candidates in rule order, then path order, so the result is stable across rescans.
   const byRule = new Map<number, string[]>();
   for (const [p, c] of owner) {
     const list = byRule.get(c.ruleIndex) ?? [];
     list.push(p);
     byRule.set(c.ruleIndex, list);
   }
-  const knownIds = new Map<string, bigint>();
-  for (const [p, c] of owner) if (c.id !== undefined) knownIds.set(p, c.id);
-  const slos: ResolvedSlo[] = [];
+  const candidates: Candidate[] = [];
   const seenIds = new Set<bigint>();
-  let dropped = 0;
   for (const ruleIndex of [...byRule.keys()].sort((a, b) => a - b)) {
-    const rule = rules[ruleIndex]!;
     for (const cgroupPath of byRule.get(ruleIndex)!.sort()) {
-      const id = knownIds.get(cgroupPath) ?? statCgroup(root, cgroupPath);
+      const c = owner.get(cgroupPath)!;
+      const id = c.id ?? statCgroup(root, cgroupPath);
       if (id === null || seenIds.has(id)) continue; // removed since the walk
-      if (slos.length >= maxEntries) {
-        dropped++;
-        continue;
-      }
       seenIds.add(id);
-      slos.push({
-        cgroupId: id,
-        cgroupPath,
-        budgetNs: rule.budgetNs,
+      candidates.push({ id, cgroupPath, ruleIndex, explicit: c.explicit });
+    }
+  }
+
+  let kept = candidates;
+  const leftOut: LeftOutCgroup[] = [];
+  if (candidates.length > maxEntries) {
+    const ranked = [...candidates].sort((a, b) => byImportance(rules, a, b));
+    const keep = new Set(ranked.slice(0, maxEntries));
+    kept = candidates.filter((c) => keep.has(c));
+    for (const c of ranked.slice(maxEntries)) {
+      const rule = rules[c.ruleIndex]!;
+      leftOut.push({
+        cgroupPath: c.cgroupPath,
         importance: rule.importance,
-        labels: rule.labels,
+        budgetNs: rule.budgetNs,
         origin: rule.origin,
       });
     }
   }
-  if (dropped > 0) {
-    warnings.push(
-      `rules match ${slos.length + dropped} cgroups, more than the SLO map holds (${maxEntries}); ${dropped} cgroups get no SLO (narrow the globs)`,
-    );
-  }
-  return { slos, warnings, unresolved };
+  const slos: ResolvedSlo[] = kept.map((c) => {
+    const rule = rules[c.ruleIndex]!;
+    return {
+      cgroupId: c.id,
+      cgroupPath: c.cgroupPath,
+      budgetNs: rule.budgetNs,
+      importance: rule.importance,
+      labels: rule.labels,
+      origin: rule.origin,
+    };
+  });
+  return { slos, warnings, unresolved, leftOut };
+}
+
+interface Candidate {
+  readonly id: bigint;
+  readonly cgroupPath: string;
+  readonly ruleIndex: number;
+  readonly explicit: boolean;
+}
+
+/** Who gets a map entry first when not all fit: see the top of this file. */
+function byImportance(rules: readonly SloRule[], a: Candidate, b: Candidate): number {
+  const ra = rules[a.ruleIndex]!;
+  const rb = rules[b.ruleIndex]!;
+  return (
+    rb.importance - ra.importance ||
+    Number(b.explicit) - Number(a.explicit) ||
+    ra.budgetNs - rb.budgetNs ||
+    a.ruleIndex - b.ruleIndex ||
+    (a.cgroupPath < b.cgroupPath ? -1 : a.cgroupPath > b.cgroupPath ? 1 : 0)
+  );
 }
 
 /**

@@ -46,6 +46,7 @@ export interface AgentMetrics {
   readonly sloUpdates: Counter<"op">;
   readonly sloEntries: Gauge;
   readonly unresolvedRules: Gauge;
+  readonly cgroupsLeftOut: Gauge;
   readonly reconcileSeconds: Gauge;
   readonly missEventsReceived: Counter;
   readonly standbyAttaches: Counter<"result">;
@@ -206,6 +207,11 @@ export function createAgentMetrics(
     help: "SLO rules that name no existing cgroup yet (retried every rescan)",
     registers: [registry],
   });
+  const cgroupsLeftOut = new Gauge({
+    name: `${p}cgroups_left_out`,
+    help: "Cgroups the SLO rules name that get no SLO: the SLO map is full of more important ones (listed in /status)",
+    registers: [registry],
+  });
   const reconcileSeconds = new Gauge({
     name: `${p}reconcile_duration_seconds`,
     help: "Duration of the last reconcile (resolve cgroups, diff, write the SLO map)",
@@ -231,6 +237,7 @@ export function createAgentMetrics(
     sloUpdates,
     sloEntries,
     unresolvedRules,
+    cgroupsLeftOut,
     reconcileSeconds,
     missEventsReceived,
     standbyAttaches,
