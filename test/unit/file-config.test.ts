@@ -130,14 +130,39 @@ test("YAML is detected from slos: alone, and origins carry the file name", () =>
   assert.deepEqual(rulesOf(r), [pathRule("/a", 1, 1, 2, {}, "x.yaml")]);
 });
 
-test("a file with only comments (or nothing) is valid: zero rules and a warning", () => {
-  for (const text of ["", "\n\n", "# nothing yet\n   # really\n"]) {
-    const r = parseConfig(text, FILE);
-    assert.ok(r.ok);
-    assert.deepEqual(r.rules, []);
-    assert.equal(r.warnings.length, 1);
-    assert.match(r.warnings[0] ?? "", /no SLO rules/);
+test("an empty, blank or comments-only file is rejected in either format, naming the fix", () => {
+  for (const text of [
+    "",
+    "\n\n",
+    " \t \r\n  \n",
+    "\uFEFF",
+    "# nothing yet\n   # really\n",
+    "# version: 1\n# slos:\n",
+  ]) {
+    const [e, more] = errorsOf(parseConfig(text, FILE));
+    assert.equal(more, undefined);
+    assert.equal(e?.line, null, JSON.stringify(text));
+    assert.match(e?.message ?? "", /the file has no rules/);
+    assert.match(e?.fix ?? "", /write `none` on a line of its own \(YAML: `slos: \[\]`\)/);
   }
+});
+
+test("no SLOs on purpose: `none` alone (line format) or `slos: []` (YAML), nothing else", () => {
+  for (const text of ["none\n", "# drained for maintenance\n  none   # until Monday\n"]) {
+    assert.deepEqual(parseConfig(text, FILE), { ok: true, rules: [], warnings: [] });
+  }
+  assert.deepEqual(parseConfig(y("version: 1", "slos: []"), FILE), {
+    ok: true,
+    rules: [],
+    warnings: [],
+  });
+  const [beside] = errorsOf(parseConfig("/a 10 50\nnone\n", FILE));
+  assert.equal(beside?.line, 2);
+  assert.match(beside?.message ?? "", /`none` \(no SLOs\) stands beside 1 rule$/);
+  // A YAML file caught after `slos:` says nothing on purpose.
+  const [cut] = errorsOf(parseConfig(y("version: 1", "slos:"), FILE));
+  assert.match(cut?.message ?? "", /slos has no value/);
+  assert.match(cut?.fix ?? "", /write `slos: \[\]`/);
 });
 
 test("example configs parse cleanly and declare the same rules", () => {
@@ -651,18 +676,11 @@ const BAD: readonly BadCase[] = [
   },
   // YAML: file level
   {
-    name: "yaml: empty slos list",
-    text: y("version: 1", "slos: []"),
-    line: 2,
-    field: "slos",
-    message: /slos is empty/,
-  },
-  {
     name: "yaml: slos with no value",
     text: y("version: 1", "slos:"),
     line: 2,
     field: "slos",
-    message: /slos is empty/,
+    message: /slos has no value/,
   },
   {
     name: "yaml: missing slos",
@@ -985,8 +1003,8 @@ test("property: valid rule sets round-trip through the line format", () => {
       const text = lines.join("\n");
       const r = parseConfig(text, FILE);
       checkInvariants(r, text);
-      if (specs.length === 0) assert.ok(r.ok && r.warnings.length === 1);
-      assert.deepEqual(rulesOf(r), expected);
+      if (specs.length === 0) assert.match(errorsOf(r)[0]?.message ?? "", /has no rules/);
+      else assert.deepEqual(rulesOf(r), expected);
     }),
     { numRuns: 1000 },
   );
@@ -1046,7 +1064,7 @@ test("loadConfigFile: a file over 1 MiB is rejected before parsing", async (t) =
   assert.match(e?.message ?? "", /larger than the 1048576-byte \(1 MiB\) limit/);
   // Exactly at the limit is still read.
   const edge = path.join(dir, "edge.conf");
-  writeFileSync(edge, "#".repeat(MAX_CONFIG_BYTES - 1) + "\n");
+  writeFileSync(edge, "none\n#" + "#".repeat(MAX_CONFIG_BYTES - 7) + "\n");
   assert.ok((await loadConfigFile(edge)).ok);
 });
 

@@ -1,5 +1,6 @@
 // The YAML format: `version: 1`, optional `defaults:`, rules under `slos:`. Every error is mapped
-// back to the line of the key (or list item) at fault.
+// back to the line of the key (or list item) at fault. `slos: []` says "no SLOs" on purpose; a
+// missing or valueless `slos:` is an error, as an empty file is.
 
 import {
   LineCounter,
@@ -24,7 +25,7 @@ import {
 } from "../../slo/validate.js";
 import { errorMessage } from "../../util/log.js";
 import { DuplicateCheck, checkCgroupPath, makeRule } from "./checks.js";
-import { ErrorList, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
+import { ErrorList, NO_SLOS_YAML, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
 
 // zod checks shape and types; value ranges and paths go through the same checks as the line format
 // so both formats accept exactly the same rules with the same messages.
@@ -224,7 +225,7 @@ export function parseYaml(text: string, file: string): ParseResult {
       (defaultImportance !== undefined && fallback === null));
 
   const slos = valueAt(data, ["slos"]);
-  if (!Array.isArray(slos) || slos.length === 0) {
+  if (!Array.isArray(slos)) {
     errors.add(loc.line(["slos"]), "slos", slosShapeProblem(slos));
     return finish(errors, [], warnings);
   }
@@ -271,13 +272,13 @@ function slosShapeProblem(slos: unknown): Problem {
   if (slos === undefined) {
     return {
       message: "missing slos",
-      fix: "add `slos:` with at least one rule; a file with no rules is written as comments only",
+      fix: `add \`slos:\` with at least one rule; to run with no SLOs on purpose, write \`${NO_SLOS_YAML}\``,
     };
   }
-  if (slos === null || (Array.isArray(slos) && slos.length === 0)) {
+  if (slos === null) {
     return {
-      message: "slos is empty",
-      fix: "add at least one rule under slos:, e.g. `- { cgroup: /a/b, budget_ms: 50, importance: 90 }`",
+      message: "slos has no value (a file caught mid-write looks the same)",
+      fix: `add at least one rule under slos:, e.g. \`- { cgroup: /a/b, budget_ms: 50, importance: 90 }\`; to run with no SLOs on purpose, write \`${NO_SLOS_YAML}\``,
     };
   }
   return {
