@@ -62,6 +62,21 @@ export interface AgentMetricsOptions {
   readonly defaultMetrics?: boolean;
 }
 
+/**
+ * prom-client's default process and Node.js metrics, less those that break Prometheus' naming
+ * rules (`promtool check metrics`): nodejs_active_{handles,requests,resources}_total are gauges
+ * with a counter's suffix. Each is the sum of the per-type gauge of the same name without
+ * `_total`, which stays, so nothing is lost.
+ */
+function addDefaultMetrics(registry: Registry): void {
+  const own = new Set(registry.getMetricsAsArray().map((m) => m.name));
+  collectDefaultMetrics({ register: registry });
+  for (const m of registry.getMetricsAsArray()) {
+    if (own.has(m.name) || m instanceof Counter || !m.name.endsWith("_total")) continue;
+    registry.removeSingleMetric(m.name);
+  }
+}
+
 export function createAgentMetrics(
   view: MetricsView,
   opts: AgentMetricsOptions = {},
@@ -230,7 +245,7 @@ export function createAgentMetrics(
   });
   standbyAttaches.inc({ result: "ok" }, 0);
   standbyAttaches.inc({ result: "failed" }, 0);
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (opts.defaultMetrics !== false) addDefaultMetrics(registry);
   return {
     registry,
     configReloads,
