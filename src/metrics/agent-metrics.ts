@@ -1,11 +1,14 @@
 // Every metric the agent exports, in one prom-client registry. Per-cgroup series exist only for
 // cgroups that carry an SLO (bounded by the SLO map's size), labelled with the cgroup path and,
-// where known, the pod's namespace and name.
+// where known, the pod's namespace and name. They exist from the moment the SLO does: a cgroup
+// whose tasks have not run under scx_slo yet counts zero runs, misses and waits, so its first
+// misses show in rate() and increase() instead of being hidden in the series' first sample.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { SCHEDULER_STATES, type ExitInfo, type SchedulerState } from "../api/status.js";
 import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
 import type { CounterDesc } from "../sched/replies.js";
+import { HIST_BUCKETS } from "../sched/histogram.js";
 import {
   CollectedMetric,
   NS_PER_S,
@@ -15,6 +18,8 @@ import {
 
 export const METRIC_PREFIX = "scx_slo_";
 
+const NO_WAITS: readonly number[] = new Array<number>(HIST_BUCKETS).fill(0);
+
 /** One SLO cgroup as the metrics see it. */
 export interface SloSample {
   readonly cgroup: string;
@@ -23,7 +28,7 @@ export interface SloSample {
   /** The budget in the SLO map. */
   readonly budgetNs: number;
   readonly importance: number;
-  /** The BPF stats entry; null until a task of the cgroup has run. */
+  /** The BPF stats entry; null until a task of the cgroup has run (exported as zeros). */
   readonly stats: CgroupStats | null;
   readonly overloaded: boolean;
 }
@@ -109,34 +114,32 @@ export function createAgentMetrics(
       view
         .slos()
         .flatMap((s) =>
-          s.stats
-            ? waitHistogramValues(
-                `${p}wait_seconds`,
-                cgroupLabels(s),
-                s.stats.hist,
-                s.stats.runs,
-                s.stats.waitSumNs,
-              )
-            : [],
+          waitHistogramValues(
+            `${p}wait_seconds`,
+            cgroupLabels(s),
+            s.stats?.hist ?? NO_WAITS,
+            s.stats?.runs ?? 0,
+            s.stats?.waitSumNs ?? 0,
+          ),
         ),
   );
   add(
     "runs_total",
     "Times a task of the SLO cgroup got a CPU",
     "counter",
-    perSlo((s) => s.stats?.runs ?? null),
+    perSlo((s) => s.stats?.runs ?? 0),
   );
   add(
     "misses_total",
     "Run-queue waits longer than the SLO cgroup's budget",
     "counter",
-    perSlo((s) => s.stats?.misses ?? null),
+    perSlo((s) => s.stats?.misses ?? 0),
   );
   add(
     "wait_max_seconds",
     "Longest run-queue wait seen in the SLO cgroup",
     "gauge",
-    perSlo((s) => (s.stats ? s.stats.waitMaxNs / NS_PER_S : null)),
+    perSlo((s) => (s.stats?.waitMaxNs ?? 0) / NS_PER_S),
   );
   add(
     "budget_seconds",

@@ -182,7 +182,7 @@ test("wait histogram: buckets read ahead of runs are capped so +Inf stays == _co
   assert.equal(buckets[buckets.length - 1], 5);
 });
 
-test("a cgroup that has not run yet has no histogram series, but its budget is there", async () => {
+test("a cgroup that has not run yet counts zero runs, misses and waits from the start", async () => {
   const slo: SloSample = {
     cgroup: "/idle",
     namespace: "",
@@ -195,8 +195,16 @@ test("a cgroup that has not run yet has no histogram series, but its budget is t
   const { samples } = parseExposition(
     await createAgentMetrics(view([slo]), { defaultMetrics: false }).registry.metrics(),
   );
-  assert.equal(samples.filter((s) => s.name.startsWith("scx_slo_wait_seconds")).length, 0);
-  assert.equal(samples.find((s) => s.name === "scx_slo_budget_seconds")?.value, 0.02);
+  const waits = samples.filter((s) => s.name.startsWith("scx_slo_wait_seconds"));
+  assert.equal(waits.length, HIST_BUCKETS + 2, "every bucket, _sum and _count");
+  assert.ok(waits.every((s) => s.value === 0 && s.labels.cgroup === "/idle"));
+  const value = (name: string) => samples.find((s) => s.name === name)?.value;
+  assert.equal(value("scx_slo_runs_total"), 0);
+  assert.equal(value("scx_slo_misses_total"), 0);
+  assert.equal(value("scx_slo_wait_max_seconds"), 0);
+  assert.equal(value("scx_slo_budget_seconds"), 0.02);
+  // The budget the kernel applied is not known until a task has run.
+  assert.equal(value("scx_slo_budget_in_force_seconds"), undefined);
 });
 
 test("HTTP: GET only; healthz, readyz, overload, 404", async () => {
