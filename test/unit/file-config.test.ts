@@ -553,7 +553,7 @@ const BAD: readonly BadCase[] = [
     text: y("slos:", "  - cgroup: /a", "    budget_ms: 50ms", "    importance: 5"),
     line: 3,
     field: "slos[0].budget_ms",
-    message: /must be a number of milliseconds, got the string "50ms"/,
+    message: /^budget_ms "50ms" is not a plain number of milliseconds$/,
   },
   {
     name: "yaml: quoted budget",
@@ -581,7 +581,7 @@ const BAD: readonly BadCase[] = [
     text: y("slos:", "  - cgroup: /a", "    budget_ms: .inf", "    importance: 5"),
     line: 3,
     field: "slos[0].budget_ms",
-    message: /budget_ms Infinity is above the maximum of 10000 ms/,
+    message: /^budget_ms ".inf" is not a plain number of milliseconds$/,
   },
   {
     name: "yaml: importance out of range",
@@ -732,6 +732,62 @@ const BAD: readonly BadCase[] = [
     message: /4097 rules, more than the limit of 4096/,
   },
 ];
+
+test("YAML numbers: the line format's grammar and messages, read from the source text", () => {
+  const yamlError = (key: "budget_ms" | "importance", token: string, defaults = false) => {
+    const text = defaults
+      ? y("defaults:", `  importance: ${token}`, "slos:", "  - { cgroup: /a, budget_ms: 5 }")
+      : y(
+          "slos:",
+          "  - cgroup: /a",
+          `    budget_ms: ${key === "budget_ms" ? token : "5"}`,
+          `    importance: ${key === "importance" ? token : "5"}`,
+        );
+    const errors = errorsOf(parseConfig(text, FILE));
+    assert.equal(errors.length, 1, `${key} ${token}: ${errors.map(formatConfigError).join("\n")}`);
+    return errors[0]!;
+  };
+  const lineError = (key: "budget_ms" | "importance", token: string) => {
+    const text = key === "budget_ms" ? `/a ${token} 5\n` : `/a 5 ${token}\n`;
+    const errors = errorsOf(parseConfig(text, FILE));
+    assert.equal(errors.length, 1);
+    return errors[0]!;
+  };
+  for (const token of ["1e3", "0x10", "0o62", ".5", "+5", "5_000", "-5", "1.", ".inf", "50ms"]) {
+    for (const key of ["budget_ms", "importance"] as const) {
+      const e = yamlError(key, token);
+      const l = lineError(key, token);
+      assert.equal(e.field, `slos[0].${key}`);
+      assert.deepEqual([e.message, e.fix], [l.message, l.fix], `${key}: ${token}`);
+    }
+    const d = yamlError("importance", token, true);
+    assert.equal(d.field, "defaults.importance");
+    assert.equal(d.message, lineError("importance", token).message, `defaults: ${token}`);
+  }
+  // What the grammar allows, YAML reads the same as the line format.
+  for (const token of ["50", "1.5", "08", "10000.000000"]) {
+    const r = rulesOf(
+      parseConfig(y("slos:", `  - { cgroup: /a, budget_ms: ${token}, importance: 5 }`), FILE),
+    );
+    assert.equal(r[0]?.budgetNs, rulesOf(parseConfig(`/a ${token} 5\n`, FILE))[0]?.budgetNs, token);
+  }
+  // A tag changes how YAML reads a value (`!!float 50` is the string "50"): refused, named as such.
+  for (const [token, tag] of [
+    ["!!float 50", "!!float"],
+    ["!!int 5", "!!int"],
+    ["!!str 5", "!!str"],
+    ['!!float "50"', "!!float"],
+  ] as const) {
+    for (const key of ["budget_ms", "importance"] as const) {
+      const e = yamlError(key, token);
+      assert.equal(
+        e.message,
+        `${key} has the YAML tag "${tag}": a tag changes how the value is read`,
+      );
+      assert.match(e.fix, /write the number without a tag/);
+    }
+  }
+});
 
 test("malformed configs: each names its line, field and a fix", async (t) => {
   assert.ok(BAD.length >= 35);
