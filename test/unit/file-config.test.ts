@@ -1124,6 +1124,13 @@ test("loadConfigFile: a file over 1 MiB is rejected before parsing", async (t) =
   assert.ok((await loadConfigFile(edge)).ok);
 });
 
+test("loadConfigFile: a file that reports size 0 (procfs) is read to its end", async () => {
+  // The read buffer starts at the size fstat gives and grows as the file does.
+  const errors = errorsOf(await loadConfigFile("/proc/self/status"));
+  assert.match(errors[errors.length - 1]?.message ?? "", /more errors not shown/);
+  assert.ok(errors.some((e) => (e.line ?? 0) >= 40));
+});
+
 test("loadConfigFile: binary garbage is rejected with the line of the first NUL", async (t) => {
   const file = path.join(tempDir(t), "slo.conf");
   writeFileSync(
