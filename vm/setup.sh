@@ -2,6 +2,7 @@
 # Installs everything scx-slo needs on Debian bookworm, as root, idempotently:
 #   - apt suites bookworm-backports / trixie-backports at a low pin (nothing else upgrades)
 #   - the toolchain (clang-19, libbpf 1.4.6, bpftool 7.5), QEMU 10, load tools
+#   - Prometheus (prometheus, promtool): the tests check the metrics exposition and the dashboard
 #   - the newest Debian 7.x kernel with CONFIG_SCHED_CLASS_EXT=y, into .cache/kernel (git-ignored)
 #   - vmlinux.h from that kernel's BTF
 # A second run with everything present touches no network and takes seconds.
@@ -19,12 +20,13 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 grep -q 'bookworm' /etc/os-release || say "warning: not Debian bookworm; package names may differ"
 
 APT_PKGS=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
-  busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15 curl jq)
+  busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15 curl jq
+  prometheus)
 BACKPORT_PKGS=(libbpf-dev bpftool qemu-system-x86)
 
 host_tools_present() {
   for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng \
-    chrt setpriv ip curl jq /usr/lib/postgresql/15/bin/pgbench; do
+    chrt setpriv ip curl jq /usr/lib/postgresql/15/bin/pgbench prometheus promtool; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || return 1
   done
   [ -f /usr/include/bpf/libbpf.h ] || return 1
@@ -82,9 +84,17 @@ if ! host_tools_present; then
   # The benchmark runs its own PostgreSQL in the VM: no default cluster on the host.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/scx-slo.conf
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PKGS[@]}" >/dev/null
+  had_prometheus=$(command -v prometheus || true)
+  # Another install may hold the dpkg lock: wait for it rather than fail.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -t bookworm-backports "${BACKPORT_PKGS[@]}" >/dev/null
+    -o DPkg::Lock::Timeout=600 "${APT_PKGS[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 -t bookworm-backports "${BACKPORT_PKGS[@]}" >/dev/null
+  # The tests run their own Prometheus on a free port; the package's server (port 9090, started
+  # at install on a systemd host) is not needed, so one installed here is left stopped.
+  if [ -z "$had_prometheus" ] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
   host_tools_present || die "toolchain still incomplete after apt-get install"
 fi
 

@@ -325,7 +325,7 @@ export class Agent {
     // One render a second at most, shared by every reader in it.
     const exposition = new SharedResult(async () => {
       await this.stats.fresh(STATS_MAX_AGE_MS);
-      return Buffer.from(await this.metrics.registry.metrics());
+      return Buffer.from(await this.metrics.render());
     }, STATS_MAX_AGE_MS);
     const statusJson = new SharedResult(async () => {
       await this.stats.fresh(STATS_MAX_AGE_MS);

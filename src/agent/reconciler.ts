@@ -4,11 +4,11 @@
 // requests during a pass fold into one more pass (util/coalesce.ts).
 
 import type { ReconcileReport } from "../api/status.js";
-import { IncrementalResolver } from "../cgroup/resolve.js";
+import { IncrementalResolver, type LeftOutCgroup } from "../cgroup/resolve.js";
 import type { AgentMetrics } from "../metrics/agent-metrics.js";
 import type { SloEntry } from "../sched/loader.js";
 import type { LoaderSession } from "../sched/session.js";
-import type { ResolvedSlo, SloRule } from "../slo/model.js";
+import { MAX_SLO_ENTRIES, type ResolvedSlo, type SloRule } from "../slo/model.js";
 import { Coalescer } from "../util/coalesce.js";
 import { errorMessage, OnceLog, type Logger } from "../util/log.js";
 import { reconcile } from "./reconcile.js";
@@ -36,6 +36,8 @@ export interface ReconcilerState {
   readonly desired: readonly ResolvedSlo[];
   /** Rules that name no cgroup yet, one line each. */
   readonly unresolved: readonly string[];
+  /** Cgroups the rules name that get no SLO: the map is full of more important ones. */
+  readonly leftOut: readonly LeftOutCgroup[];
   /** Entries in the SLO map after the last write. */
   readonly entries: number;
   readonly lastReconcile: ReconcileReport | null;
@@ -43,8 +45,20 @@ export interface ReconcilerState {
   readonly lastChange: ReconcileReport | null;
 }
 
+/** Left-out cgroups named one per log line; past this, one line says how many more. */
+const LEFT_OUT_LOG_LINES = 20;
+
+function leftOutMessage(l: LeftOutCgroup): string {
+  return (
+    `cgroup ${l.cgroupPath} gets no SLO (${l.origin.source}, importance ${l.importance}): ` +
+    `the rules name more cgroups than the SLO map holds (${MAX_SLO_ENTRIES}) and more important ` +
+    `ones fill it (narrow the globs, or raise this rule's importance)`
+  );
+}
+
 export class Reconciler {
   private readonly unresolvedLog: OnceLog;
+  private readonly leftOutLog: OnceLog;
   private readonly passes: Coalescer;
   private readonly resolver: IncrementalResolver;
   /** Folders where cgroups were created or removed since the last pass. */
@@ -58,6 +72,7 @@ export class Reconciler {
   private s: ReconcilerState = {
     desired: [],
     unresolved: [],
+    leftOut: [],
     entries: 0,
     lastReconcile: null,
     lastChange: null,
@@ -67,6 +82,16 @@ export class Reconciler {
     this.unresolvedLog = new OnceLog(
       (m) => o.log.warn(m),
       (m) => o.log.info(`resolved now: ${m.split(": ")[0]}`),
+    );
+    this.leftOutLog = new OnceLog(
+      (m) => o.log.warn(m),
+      (m) => o.log.info(`has its SLO now: ${m.split(" gets no SLO")[0]}`),
+      {
+        lines: LEFT_OUT_LOG_LINES,
+        more: (n) =>
+          `... and ${n} more cgroups get no SLO (all are listed in /status slos.left_out)`,
+        moreCleared: (n) => `... and ${n} more cgroups left out before have their SLO now`,
+      },
     );
     this.passes = new Coalescer(
       (why) => this.pass(why),
@@ -110,7 +135,14 @@ export class Reconciler {
       this.o.onResolved?.(resolved.watchDirs);
       this.unresolvedLog.update(resolved.warnings);
       metrics.unresolvedRules.set(resolved.unresolved);
-      this.s = { ...this.s, desired: resolved.slos, unresolved: resolved.warnings };
+      this.leftOutLog.update(resolved.leftOut.map(leftOutMessage));
+      metrics.cgroupsLeftOut.set(resolved.leftOut.length);
+      this.s = {
+        ...this.s,
+        desired: resolved.slos,
+        unresolved: resolved.warnings,
+        leftOut: resolved.leftOut,
+      };
       if (!session) return;
       const trusted = this.knownFor === session && reason !== SAFETY_PASS ? this.known : null;
       this.known = null;

@@ -60,6 +60,11 @@ export function buildStatus(p: StatusParts): AgentStatus {
       desired: p.slos.desired.length,
       applied: p.slos.entries,
       unresolved: [...p.slos.unresolved],
+      left_out: p.slos.leftOut.map((l) => ({
+        cgroup: l.cgroupPath,
+        importance: l.importance,
+        origin: l.origin.source,
+      })),
       last_reconcile: p.slos.lastReconcile,
       last_change: p.slos.lastChange,
     },

@@ -2,6 +2,9 @@
 // often right now, and how long a load shedder should tell clients to wait. The agent answers
 // with this; the sidecar and the middleware read it back through parseVerdict.
 
+/** The longest sliding window the agent accepts (`--overload-window`), in seconds. */
+export const MAX_OVERLOAD_WINDOW_S = 3600;
+
 export interface OverloadVerdict {
   readonly overloaded: boolean;
   readonly misses: number;

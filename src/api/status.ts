@@ -83,6 +83,8 @@ export const AgentStatusSchema = z.object({
     desired: z.number(),
     applied: z.number(),
     unresolved: z.array(z.string()),
+    /** Cgroups the rules name that get no SLO: the map is full of more important ones. */
+    left_out: z.array(z.object({ cgroup: z.string(), importance: z.number(), origin: z.string() })),
     last_reconcile: ReconcileSchema.nullable(),
     /** The last reconcile that wrote or removed anything. */
     last_change: ReconcileSchema.nullable(),

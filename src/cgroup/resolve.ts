@@ -6,7 +6,7 @@
 
 import { readdirSync, statSync, type Dirent } from "node:fs";
 import path from "node:path";
-import { MAX_SLO_ENTRIES, type ResolvedSlo, type SloRule } from "../slo/model.js";
+import { MAX_SLO_ENTRIES, type Origin, type ResolvedSlo, type SloRule } from "../slo/model.js";
 import { isGlob } from "../slo/validate.js";
 import { CGROUP_ROOT } from "./cgroupfs.js";
 
@@ -31,6 +31,11 @@ export interface ResolveResult {
   readonly warnings: string[];
   /** Rules that matched no existing cgroup (retried on the next resolve). */
   readonly unresolved: number;
+  /**
+   * Every existing cgroup the rules name beyond the map's capacity (maxEntries), least important
+   * last; empty while everything fits.
+   */
+  readonly leftOut: LeftOutCgroup[];
   /**
    * Folders (relative to root, "" for the root itself) in which a cgroup created or removed
    * could change this result: watching them is enough to know when to resolve again.
@@ -235,15 +240,45 @@ export function matchRule(
   return { cgroups, watch: walk.watch, warnings, unresolved: walk.paths.length === 0 };
 }
 
+/** A cgroup the rules name that gets no SLO, because more important ones fill the map. */
+export interface LeftOutCgroup {
+  readonly cgroupPath: string;
+  readonly importance: number;
+  readonly budgetNs: number;
+  /** The rule that named it. */
+  readonly origin: Origin;
+}
+
 interface Claim {
   readonly ruleIndex: number;
   readonly explicit: boolean;
   readonly id: bigint;
 }
 
+interface Candidate extends Claim {
+  readonly cgroupPath: string;
+}
+
+/**
+ * Which cgroups keep their SLO when the map is too small: the more important first; then an
+ * explicit path before a glob, the tighter budget, the earlier rule, and path order.
+ */
+function byImportance(rules: readonly SloRule[], a: Candidate, b: Candidate): number {
+  const ra = rules[a.ruleIndex]!;
+  const rb = rules[b.ruleIndex]!;
+  return (
+    rb.importance - ra.importance ||
+    Number(b.explicit) - Number(a.explicit) ||
+    ra.budgetNs - rb.budgetNs ||
+    a.ruleIndex - b.ruleIndex ||
+    (a.cgroupPath < b.cgroupPath ? -1 : a.cgroupPath > b.cgroupPath ? 1 : 0)
+  );
+}
+
 /**
  * The rules' matches weighed against each other: each cgroup goes to one rule (an explicit path
- * beats a glob, then the earlier rule wins), and at most maxEntries cgroups are kept.
+ * beats a glob, then the earlier rule wins), and at most maxEntries cgroups are kept, the most
+ * important ones.
  */
 export function combineMatches(
   rules: readonly SloRule[],
@@ -274,42 +309,53 @@ export function combineMatches(
     }
   });
 
-  // Emit in rule order, then path order, so the result is stable from one pass to the next.
+  // Candidates in rule order, then path order, so the result is stable from one pass to the next.
   const byRule = new Map<number, string[]>();
   for (const [p, c] of owner) {
     const list = byRule.get(c.ruleIndex) ?? [];
     list.push(p);
     byRule.set(c.ruleIndex, list);
   }
-  const slos: ResolvedSlo[] = [];
+  const candidates: Candidate[] = [];
   const seenIds = new Set<bigint>();
-  let dropped = 0;
   for (const ruleIndex of [...byRule.keys()].sort((a, b) => a - b)) {
-    const rule = rules[ruleIndex]!;
     for (const cgroupPath of byRule.get(ruleIndex)!.sort()) {
-      const id = owner.get(cgroupPath)!.id;
-      if (seenIds.has(id)) continue;
-      if (slos.length >= maxEntries) {
-        dropped++;
-        continue;
-      }
-      seenIds.add(id);
-      slos.push({
-        cgroupId: id,
-        cgroupPath,
-        budgetNs: rule.budgetNs,
+      const c = owner.get(cgroupPath)!;
+      if (seenIds.has(c.id)) continue;
+      seenIds.add(c.id);
+      candidates.push({ ...c, cgroupPath });
+    }
+  }
+
+  // Over capacity: the most important cgroups keep their SLO, never the earliest rules'.
+  let kept = candidates;
+  const leftOut: LeftOutCgroup[] = [];
+  if (candidates.length > maxEntries) {
+    const ranked = [...candidates].sort((a, b) => byImportance(rules, a, b));
+    const keep = new Set(ranked.slice(0, maxEntries));
+    kept = candidates.filter((c) => keep.has(c));
+    for (const c of ranked.slice(maxEntries)) {
+      const rule = rules[c.ruleIndex]!;
+      leftOut.push({
+        cgroupPath: c.cgroupPath,
         importance: rule.importance,
-        labels: rule.labels,
+        budgetNs: rule.budgetNs,
         origin: rule.origin,
       });
     }
   }
-  if (dropped > 0) {
-    warnings.push(
-      `rules match ${slos.length + dropped} cgroups, more than the SLO map holds (${maxEntries}); ${dropped} cgroups get no SLO (narrow the globs)`,
-    );
-  }
-  return { slos, warnings, unresolved, watchDirs };
+  const slos: ResolvedSlo[] = kept.map((c) => {
+    const rule = rules[c.ruleIndex]!;
+    return {
+      cgroupId: c.id,
+      cgroupPath: c.cgroupPath,
+      budgetNs: rule.budgetNs,
+      importance: rule.importance,
+      labels: rule.labels,
+      origin: rule.origin,
+    };
+  });
+  return { slos, warnings, unresolved, leftOut, watchDirs };
 }
 
 /** Resolves rules against the cgroup tree under options.root. Never throws for a missing cgroup. */

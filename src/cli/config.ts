@@ -1,6 +1,7 @@
 // `scx-slo config init [FILE]` (and the original tool's `--create-config`) and `config check FILE`.
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import path from "node:path";
+import { NO_SLOS_LINE, NO_SLOS_YAML } from "../sources/file/errors.js";
 import { EXAMPLE_CONFIG_LINE, EXAMPLE_CONFIG_YAML } from "../sources/file/example.js";
 import { formatConfigError, loadConfigFile } from "../sources/file/parse.js";
 import { parseOptions as parse, UsageError } from "../util/args.js";
@@ -37,7 +38,8 @@ export function configInit(args: string[], io: Io, defaultFile = DEFAULT_CONFIG_
   const file = positionals[0] ?? values.config ?? defaultFile;
   writeExample(file, values.yaml ? EXAMPLE_CONFIG_YAML : EXAMPLE_CONFIG_LINE, !!values.force);
   io.out(
-    `wrote an example SLO config to ${file}; edit it, then check it with \`scx-slo config check ${file}\`\n`,
+    `wrote an example SLO config to ${file}; edit it, then check it with \`scx-slo config check ${file}\`\n` +
+      `(an empty file is rejected; for no SLOs on purpose write \`${values.yaml ? NO_SLOS_YAML : NO_SLOS_LINE}\` instead of the rules)\n`,
   );
   return EXIT_OK;
 }
@@ -80,6 +82,7 @@ export async function configCheck(args: string[], io: Io): Promise<number> {
     return EXIT_ERROR;
   }
   for (const w of result.warnings) io.err(`warning: ${w}\n`);
-  io.out(`${file}: OK, ${result.rules.length} rule${result.rules.length === 1 ? "" : "s"}\n`);
+  const n = result.rules.length;
+  io.out(`${file}: OK, ${n === 0 ? "no SLOs (on purpose)" : `${n} rule${n === 1 ? "" : "s"}`}\n`);
   return EXIT_OK;
 }

@@ -5,6 +5,7 @@ import { DEFAULT_SAFE_MODE_FILE } from "../agent/safe-mode.js";
 import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
 import { DEFAULT_OVERLOAD } from "../metrics/overload.js";
 import { DEFAULT_LISTEN } from "../api/endpoints.js";
+import { MAX_OVERLOAD_WINDOW_S } from "../api/overload.js";
 import { defaultLoaderPaths } from "../sched/loader.js";
 import { BUDGET_MAX_MS, BUDGET_MIN_MS } from "../slo/model.js";
 import { intOption, numberOption, parseOptions as parse, UsageError } from "../util/args.js";
@@ -61,7 +62,9 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   const omin = values["overload-min-misses"];
   const overload = {
     ...DEFAULT_OVERLOAD,
-    ...(ow !== undefined ? { windowS: intOption("overload-window", ow, 1, 3600) } : {}),
+    ...(ow !== undefined
+      ? { windowS: intOption("overload-window", ow, 1, MAX_OVERLOAD_WINDOW_S) }
+      : {}),
     ...(orat !== undefined ? { missRatio: numberOption("overload-miss-ratio", orat, 0, 1) } : {}),
     ...(omin !== undefined ? { minMisses: intOption("overload-min-misses", omin, 1, 1e9) } : {}),
   };

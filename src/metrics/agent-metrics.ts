@@ -1,32 +1,20 @@
-// Every metric the agent exports, in one prom-client registry. Per-cgroup series exist only for
+// Every metric the agent exports. The node-level ones live in a prom-client registry; the
+// per-SLO-cgroup families (per-slo.ts) are rendered beside them. Per-cgroup series exist only for
 // cgroups that carry an SLO (bounded by the SLO map's size), labelled with the cgroup path and,
-// where known, the pod's namespace and name.
+// where known, the pod's namespace and name. They exist from the moment the SLO does: a cgroup
+// whose tasks have not run under scx_slo yet counts zero runs, misses and waits, so its first
+// misses show in rate() and increase() instead of being hidden in the series' first sample.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { SCHEDULER_STATES, type ExitInfo, type SchedulerState } from "../api/status.js";
-import type { CgroupStats, SchedulerCounters } from "../sched/loader.js";
+import type { SchedulerCounters } from "../sched/loader.js";
 import type { CounterDesc } from "../sched/replies.js";
-import {
-  CollectedMetric,
-  NS_PER_S,
-  waitHistogramValues,
-  type CollectedValue,
-} from "./collected.js";
+import { CollectedMetric, type CollectedValue } from "./collected.js";
+import { renderPerSlo, type SloSample } from "./per-slo.js";
+
+export type { SloSample } from "./per-slo.js";
 
 export const METRIC_PREFIX = "scx_slo_";
-
-/** One SLO cgroup as the metrics see it. */
-export interface SloSample {
-  readonly cgroup: string;
-  readonly namespace: string;
-  readonly pod: string;
-  /** The budget in the SLO map. */
-  readonly budgetNs: number;
-  readonly importance: number;
-  /** The BPF stats entry; null until a task of the cgroup has run. */
-  readonly stats: CgroupStats | null;
-  readonly overloaded: boolean;
-}
 
 /** What the agent exposes to the collectors, read at scrape time. */
 export interface MetricsView {
@@ -42,23 +30,39 @@ export interface MetricsView {
 
 export interface AgentMetrics {
   readonly registry: Registry;
+  /** The whole exposition: the registry's families and the per-SLO ones. */
+  render(): Promise<string>;
   readonly configReloads: Counter<"result">;
   readonly sloUpdates: Counter<"op">;
   readonly sloEntries: Gauge;
   readonly unresolvedRules: Gauge;
+  readonly cgroupsLeftOut: Gauge;
   readonly reconcileSeconds: Gauge;
   readonly missEventsReceived: Counter;
   readonly standbyAttaches: Counter<"result">;
-}
-
-function cgroupLabels(s: SloSample): Record<string, string> {
-  return { cgroup: s.cgroup, namespace: s.namespace, pod: s.pod };
 }
 
 export interface AgentMetricsOptions {
   /** The scheduler's counters (the loader's abi table); each is exported as it is named there. */
   readonly counters?: readonly CounterDesc[];
   readonly defaultMetrics?: boolean;
+}
+
+/**
+ * prom-client's default process and Node.js metrics, less those that break Prometheus' naming
+ * rules (`promtool check metrics`): nodejs_active_{handles,requests,resources}_total are gauges
+ * with a counter's suffix. Each is the sum of the per-type gauge of the same name without
+ * `_total`, which stays, so nothing is lost.
+ */
+function addDefaultMetrics(registry: Registry): void {
+  const own = new Set(registry.getMetricsAsArray().map((m) => m.name));
+  // The event-loop delay monitor samples on a timer of its own: once a second, not 100 times (the
+  // library's default), so that an idle agent is idle.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
+  for (const m of registry.getMetricsAsArray()) {
+    if (own.has(m.name) || m instanceof Counter || !m.name.endsWith("_total")) continue;
+    registry.removeSingleMetric(m.name);
+  }
 }
 
 export function createAgentMetrics(
@@ -74,78 +78,6 @@ export function createAgentMetrics(
     collect: () => readonly CollectedValue[],
   ) => registry.registerMetric(new CollectedMetric(p + name, help, type, collect).asMetric());
 
-  const perSlo = (f: (s: SloSample) => number | null): (() => CollectedValue[]) => {
-    return () => {
-      const out: CollectedValue[] = [];
-      for (const s of view.slos()) {
-        const v = f(s);
-        if (v !== null) out.push({ labels: cgroupLabels(s), value: v });
-      }
-      return out;
-    };
-  };
-
-  add(
-    "wait_seconds",
-    "Run-queue wait of the SLO cgroup's tasks (runnable to running), measured in the kernel",
-    "histogram",
-    () =>
-      view
-        .slos()
-        .flatMap((s) =>
-          s.stats
-            ? waitHistogramValues(
-                `${p}wait_seconds`,
-                cgroupLabels(s),
-                s.stats.hist,
-                s.stats.runs,
-                s.stats.waitSumNs,
-              )
-            : [],
-        ),
-  );
-  add(
-    "runs_total",
-    "Times a task of the SLO cgroup got a CPU",
-    "counter",
-    perSlo((s) => s.stats?.runs ?? null),
-  );
-  add(
-    "misses_total",
-    "Run-queue waits longer than the SLO cgroup's budget",
-    "counter",
-    perSlo((s) => s.stats?.misses ?? null),
-  );
-  add(
-    "wait_max_seconds",
-    "Longest run-queue wait seen in the SLO cgroup",
-    "gauge",
-    perSlo((s) => (s.stats ? s.stats.waitMaxNs / NS_PER_S : null)),
-  );
-  add(
-    "budget_seconds",
-    "Latency budget of the SLO cgroup in the SLO map",
-    "gauge",
-    perSlo((s) => s.budgetNs / NS_PER_S),
-  );
-  add(
-    "budget_in_force_seconds",
-    "Budget the scheduler applied at the cgroup's last measured run (after the BPF-side clamp)",
-    "gauge",
-    perSlo((s) => (s.stats && s.stats.budgetNs > 0 ? s.stats.budgetNs / NS_PER_S : null)),
-  );
-  add(
-    "importance",
-    "Importance of the SLO cgroup (1..100)",
-    "gauge",
-    perSlo((s) => s.importance),
-  );
-  add(
-    "overloaded",
-    "1 while the SLO cgroup misses its budget too often in the sliding window (see /overload)",
-    "gauge",
-    perSlo((s) => (s.overloaded ? 1 : 0)),
-  );
   add(
     "scheduler_state",
     "1 for the scheduler's current state: attached, fallen_back (kernel fair class, re-attaching), safe_mode, unsupported, starting",
@@ -206,6 +138,11 @@ export function createAgentMetrics(
     help: "SLO rules that name no existing cgroup yet (retried every rescan)",
     registers: [registry],
   });
+  const cgroupsLeftOut = new Gauge({
+    name: `${p}cgroups_left_out`,
+    help: "Cgroups the SLO rules name that get no SLO: the SLO map is full of more important ones (listed in /status)",
+    registers: [registry],
+  });
   const reconcileSeconds = new Gauge({
     name: `${p}reconcile_duration_seconds`,
     help: "Duration of the last reconcile (resolve cgroups, diff, write the SLO map)",
@@ -224,17 +161,15 @@ export function createAgentMetrics(
   });
   standbyAttaches.inc({ result: "ok" }, 0);
   standbyAttaches.inc({ result: "failed" }, 0);
-  // The event-loop delay monitor samples on a timer of its own: once a second, not 100 times (the
-  // library's default), so that an idle agent is idle.
-  if (opts.defaultMetrics !== false) {
-    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
-  }
+  if (opts.defaultMetrics !== false) addDefaultMetrics(registry);
   return {
     registry,
+    render: async () => (await registry.metrics()) + (await renderPerSlo(view.slos(), p)),
     configReloads,
     sloUpdates,
     sloEntries,
     unresolvedRules,
+    cgroupsLeftOut,
     reconcileSeconds,
     missEventsReceived,
     standbyAttaches,

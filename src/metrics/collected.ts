@@ -3,7 +3,6 @@
 // sample by sample and the exposition always matches the kernel's own numbers.
 
 import type { Metric } from "prom-client";
-import { bucketUpperNs, HIST_BUCKETS } from "../sched/histogram.js";
 
 export type Labels = Readonly<Record<string, string | number>>;
 
@@ -49,44 +48,4 @@ export class CollectedMetric {
   asMetric(): Metric {
     return this as unknown as Metric;
   }
-}
-
-export const NS_PER_S = 1e9;
-
-/** Upper bound of each finite BPF bucket in seconds: the `le` values, ascending. */
-export function waitBucketBoundsSeconds(): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < HIST_BUCKETS - 1; i++) out.push(bucketUpperNs(i) / NS_PER_S);
-  return out;
-}
-
-/**
- * One cgroup's run-queue wait histogram as Prometheus series: a cumulative `le` bucket at every BPF
- * bucket's upper bound (the BPF bound is exclusive, Prometheus' inclusive: they differ only for a
- * wait of exactly that many nanoseconds), `+Inf`, `_sum` from wait_sum_ns and `_count` from runs.
- * Runs and buckets are separate atomic counters read without a lock, so a scrape can catch them a
- * few counts apart; buckets are capped at runs so the series stays monotonic and `+Inf` == `_count`.
- */
-export function waitHistogramValues(
-  name: string,
-  labels: Labels,
-  hist: readonly number[],
-  runs: number,
-  waitSumNs: number,
-): CollectedValue[] {
-  const out: CollectedValue[] = [];
-  const bounds = waitBucketBoundsSeconds();
-  let cumulative = 0;
-  for (let i = 0; i < bounds.length; i++) {
-    cumulative += hist[i] ?? 0;
-    out.push({
-      metricName: `${name}_bucket`,
-      labels: { ...labels, le: bounds[i]! },
-      value: Math.min(cumulative, runs),
-    });
-  }
-  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: "+Inf" }, value: runs });
-  out.push({ metricName: `${name}_sum`, labels, value: waitSumNs / NS_PER_S });
-  out.push({ metricName: `${name}_count`, labels, value: runs });
-  return out;
 }

@@ -8,7 +8,12 @@
 
 import http from "node:http";
 import { DEFAULT_AGENT_URL } from "../api/endpoints.js";
-import { parseVerdict, type OverloadQuery, type OverloadVerdict } from "../api/overload.js";
+import {
+  MAX_OVERLOAD_WINDOW_S,
+  parseVerdict,
+  type OverloadQuery,
+  type OverloadVerdict,
+} from "../api/overload.js";
 
 export const DEFAULT_INTERVAL_MS = 100;
 
@@ -76,9 +81,23 @@ export function overloadUrl(agentUrl: string, target: OverloadQuery): URL {
   return url;
 }
 
-/** Seconds for a Retry-After header: the agent's figure rounded up, at least 1. */
-export function retryAfterSeconds(retryAfterS: number): number {
-  return Number.isFinite(retryAfterS) && retryAfterS > 1 ? Math.ceil(retryAfterS) : 1;
+/**
+ * Seconds for a Retry-After header: the agent's figure rounded up, at least 1 and at most its
+ * window. retry_after_s is the time until the agent's sliding window clears, so it can never
+ * rightly exceed the window, and no window exceeds MAX_OVERLOAD_WINDOW_S. A larger figure comes
+ * from a broken agent; passed through, it would tell every client of the pod to stay away for
+ * that long (1e+300 s) on the word of one bad answer.
+ */
+export function retryAfterSeconds(
+  retryAfterS: number,
+  windowS: number = MAX_OVERLOAD_WINDOW_S,
+): number {
+  const max = Number.isFinite(windowS)
+    ? Math.max(1, Math.min(Math.ceil(windowS), MAX_OVERLOAD_WINDOW_S))
+    : MAX_OVERLOAD_WINDOW_S;
+  return Number.isFinite(retryAfterS) && retryAfterS > 1
+    ? Math.min(Math.ceil(retryAfterS), max)
+    : 1;
 }
 
 export class OverloadSignal {
@@ -167,9 +186,9 @@ export class OverloadSignal {
     return this.state === "unknown" ? undefined : this.current;
   }
 
-  /** Seconds a shed client should wait: ceil(retry_after_s), at least 1. */
+  /** Seconds a shed client should wait: ceil(retry_after_s), from 1 to the agent's window. */
   get retryAfterS(): number {
-    return retryAfterSeconds(this.current?.retry_after_s ?? 1);
+    return retryAfterSeconds(this.current?.retry_after_s ?? 1, this.current?.window_s);
   }
 
   stats(): SignalStats {

@@ -41,9 +41,21 @@ export const silentLogger: Logger = {
   error: () => {},
 };
 
+/** Caps how many lines one update of a OnceLog may write; the rest is summed up in one line. */
+export interface OnceLogLimit {
+  /** Most lines one update writes for new conditions, and again for cleared ones. */
+  readonly lines: number;
+  /** The one line that stands for `more` new conditions not written one by one. */
+  readonly more: (more: number) => string;
+  /** The same for cleared conditions (written through `cleared`). */
+  readonly moreCleared?: (more: number) => string;
+}
+
 /**
  * Logs each distinct message once while it keeps recurring, and once more when it stops: for
  * conditions re-checked every second (a cgroup not created yet) that would otherwise flood the log.
+ * With a limit, one update writes at most `limit.lines` lines plus one summary line; a condition
+ * summed up that way is not written again while it lasts.
  */
 export class OnceLog {
   private active = new Set<string>();
@@ -51,14 +63,31 @@ export class OnceLog {
   constructor(
     private readonly log: (message: string) => void,
     private readonly cleared?: (message: string) => void,
+    private readonly limit?: OnceLogLimit,
   ) {}
 
   /** Reports the full current set of conditions. */
   update(messages: Iterable<string>): void {
     const next = new Set(messages);
-    for (const m of next) if (!this.active.has(m)) this.log(m);
-    if (this.cleared) for (const m of this.active) if (!next.has(m)) this.cleared(m);
+    const added: string[] = [];
+    for (const m of next) if (!this.active.has(m)) added.push(m);
+    this.write(added, this.log, this.limit?.more);
+    if (this.cleared) {
+      const gone: string[] = [];
+      for (const m of this.active) if (!next.has(m)) gone.push(m);
+      this.write(gone, this.cleared, this.limit?.moreCleared ?? this.limit?.more);
+    }
     this.active = next;
+  }
+
+  private write(
+    messages: readonly string[],
+    out: (message: string) => void,
+    more: ((n: number) => string) | undefined,
+  ): void {
+    const max = this.limit && more ? this.limit.lines : messages.length;
+    for (const m of messages.slice(0, max)) out(m);
+    if (messages.length > max && more) out(more(messages.length - max));
   }
 
   get size(): number {

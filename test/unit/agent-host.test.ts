@@ -8,6 +8,7 @@ import path from "node:path";
 import { Agent } from "../../src/agent/agent.js";
 import type { AgentStatus } from "../../src/api/status.js";
 import { defaultLoaderPaths } from "../../src/sched/loader.js";
+import { MAX_SLO_ENTRIES } from "../../src/slo/model.js";
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -120,6 +121,74 @@ test("agent without sched_ext: unsupported state, endpoints, config reloads", as
       status.cgroups.map((c) => c.cgroup),
       ["/svc/a", "/svc/b", "/later"],
     );
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("agent over the SLO map's capacity: keeps the important cgroups, names each left out", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "scx-agent-"));
+  const cg = path.join(dir, "cgroup");
+  // A broad glob first, naming 31 cgroups more than the map holds, then one critical cgroup.
+  const pods = MAX_SLO_ENTRIES + 30;
+  for (let i = 0; i < pods; i++)
+    mkdirSync(path.join(cg, "many", `p${String(i).padStart(5, "0")}`), { recursive: true });
+  mkdirSync(path.join(cg, "a"));
+  mkdirSync(path.join(dir, "no-sched-ext"));
+  const config = path.join(dir, "config");
+  writeFileSync(config, "/many/* 200 30\n/a 50 90\n");
+  const logs: string[] = [];
+  const agent = new Agent({
+    source: { kind: "file", file: config },
+    listen: { host: "127.0.0.1", port: 0 },
+    loaderPaths: { ...defaultLoaderPaths(), pinDir: path.join(dir, "pins") },
+    log: {
+      debug: () => {},
+      info: (m) => logs.push(`info ${m}`),
+      warn: (m) => logs.push(`warn ${m}`),
+      error: (m) => logs.push(`error ${m}`),
+    },
+    cgroupRoot: cg,
+    safeModeFile: path.join(dir, "safe-mode"),
+    scxSysfsDir: path.join(dir, "no-sched-ext"),
+    rescanMs: 100,
+  });
+  const url = await agent.start();
+  const status = async () => (await (await fetch(`${url}/status`)).json()) as AgentStatus;
+  const metric = async () =>
+    /^scx_slo_cgroups_left_out (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1];
+  try {
+    await until("config resolved", async () => (await status()).slos.desired > 0);
+    const st = await status();
+    assert.equal(st.slos.desired, MAX_SLO_ENTRIES);
+    assert.ok(
+      st.cgroups.some((c) => c.cgroup === "/a"),
+      "the critical cgroup keeps its SLO",
+    );
+    const leftOut = st.slos.left_out;
+    assert.equal(leftOut.length, 31);
+    assert.ok(leftOut.every((l) => l.importance === 30 && /config:1$/.test(l.origin)));
+    assert.equal(new Set(leftOut.map((l) => l.cgroup)).size, 31);
+    assert.equal(await metric(), "31");
+
+    // Several rescans later, each left-out cgroup was named once, up to the cap, then one summary.
+    await new Promise((r) => setTimeout(r, 500));
+    const named = logs.filter((l) => /^warn cgroup \/many\/p\d+ gets no SLO/.test(l));
+    assert.equal(named.length, 20, logs.join("\n"));
+    assert.equal(new Set(named).size, 20);
+    assert.ok(named.every((l) => leftOut.some((o) => l.includes(`cgroup ${o.cgroup} `))));
+    assert.deepEqual(
+      logs.filter((l) => /more cgroups get no SLO/.test(l)),
+      ["warn ... and 11 more cgroups get no SLO (all are listed in /status slos.left_out)"],
+    );
+
+    // Room again: nothing is left out, and the log says so.
+    for (let i = 0; i < 31; i++)
+      rmSync(path.join(cg, "many", `p${String(i).padStart(5, "0")}`), { recursive: true });
+    await until("nothing left out", async () => (await metric()) === "0");
+    assert.deepEqual((await status()).slos.left_out, []);
+    assert.ok(logs.some((l) => /^info has its SLO now: cgroup \/many\/p/.test(l)));
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true });

@@ -124,6 +124,18 @@ test("config check: 0 for the examples, 1 with formatted errors, 1 for a missing
     const missing = cli("config", "check", path.join(dir, "nope"));
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no such file/);
+    // No SLOs: said explicitly in either format, never by an empty file.
+    const empty = path.join(dir, "empty");
+    writeFileSync(empty, "# nothing here\n");
+    const e = cli("config", "check", empty);
+    assert.equal(e.code, 1);
+    assert.match(e.err, /the file has no rules .*\(fix: .*`none`.*`slos: \[\]`/);
+    for (const text of ["none\n", "version: 1\nslos: []\n"]) {
+      writeFileSync(empty, text);
+      const n = cli("config", "check", empty);
+      assert.equal(n.code, 0, n.err);
+      assert.match(n.out, /: OK, no SLOs \(on purpose\)\n$/);
+    }
   } finally {
     rmSync(dir, { recursive: true });
   }

@@ -59,6 +59,41 @@ test("reload on change; a bad file is rejected and the running rules stay", asyn
   }
 });
 
+test("an empty file (caught mid-write) keeps the running rules; `none` clears them", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "scx-watch-"));
+  const file = path.join(dir, "config");
+  writeFileSync(file, "/a 10 50\n/b 5 60\n");
+  const results: ReloadResult[] = [];
+  const errors: string[] = [];
+  const src = new ConfigFileSource({
+    file,
+    debounceMs: 20,
+    pollMs: 100,
+    onReload: (r) => results.push(r),
+    log: { debug() {}, info() {}, warn() {}, error: (m) => errors.push(m) },
+  });
+  try {
+    await src.start(() => {});
+    assert.equal(src.current()?.length, 2);
+    for (const [i, text] of ["", "  \n\n", "# rules follow\n"].entries()) {
+      writeFileSync(file, text);
+      await until(() => results.filter((r) => r === "failed").length === i + 1);
+      assert.equal(src.current()?.length, 2, `the running rules stay (${JSON.stringify(text)})`);
+    }
+    assert.ok(
+      errors.some((e) => /rejected .*the running config \(2 rules\) stays in force/.test(e)),
+      errors.join("\n"),
+    );
+    assert.ok(errors.some((e) => /config: the file has no rules .*\(fix: .*`none`/.test(e)));
+    writeFileSync(file, "none\n");
+    await until(() => src.current()?.length === 0);
+    assert.deepEqual(results, ["ok", "failed", "failed", "failed", "ok"]);
+  } finally {
+    await src.stop();
+    rmSync(dir, { recursive: true });
+  }
+});
+
 test("a missing file at start: no rules (nothing reconciled) until it appears", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), "scx-watch-"));
   const file = path.join(dir, "config");

@@ -107,7 +107,7 @@ test("every metric the Grafana dashboard queries is one the agent exports", asyn
     },
     { counters: abi.counters },
   );
-  const text = await metrics.registry.metrics();
+  const text = await metrics.render();
   const families = new Set([...text.matchAll(/^# TYPE scx_slo_([a-z_]+) /gm)].map((m) => m[1]!));
   const used = new Set(
     [...dashboard.matchAll(/scx_slo_([a-z_]+)/g)].map((m) =>
@@ -116,4 +116,28 @@ test("every metric the Grafana dashboard queries is one the agent exports", asyn
   );
   assert.ok(used.size >= 8);
   for (const name of used) assert.ok(families.has(name), `scx_slo_${name}`);
+});
+
+test("docs/load-shedding.md shows the Service deploy/ ships, and says it is there", () => {
+  const doc = readFileSync(path.join(findProjectRoot(), "docs", "load-shedding.md"), "utf8");
+  assert.doesNotMatch(doc, /not in `?deploy\/`? yet/);
+  assert.match(doc, /deploy\/service\.yaml/);
+  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const shown = blocks
+    .map((b) => parseAllDocuments(b)[0]?.toJS() as Doc)
+    .filter((d) => d?.kind === "Service");
+  assert.equal(shown.length, 1, "one Service in the page");
+  const [service] = load("service.yaml");
+  assert.deepEqual(shown[0].metadata, {
+    name: service.metadata.name,
+    namespace: service.metadata.namespace,
+  });
+  assert.deepEqual(shown[0].spec, service.spec);
+  // The sidecar's --agent URL in the page names that Service.
+  assert.match(
+    doc,
+    new RegExp(
+      `--agent=http://${service.metadata.name}\\.${service.metadata.namespace}\\.svc:${service.spec.ports[0].port}`,
+    ),
+  );
 });

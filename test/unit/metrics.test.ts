@@ -8,7 +8,7 @@ import {
   type MetricsView,
   type SloSample,
 } from "../../src/metrics/agent-metrics.js";
-import { waitHistogramValues } from "../../src/metrics/collected.js";
+import { EXPORTED_BUCKETS, waitHistogramLines } from "../../src/metrics/per-slo.js";
 import { agentRoutes, type AgentView } from "../../src/http/routes.js";
 import { startHttpServer } from "../../src/http/server.js";
 import { parseListen } from "../../src/util/listen.js";
@@ -109,26 +109,36 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
   };
   const abi = await readAbi(defaultLoaderPaths());
   const m = createAgentMetrics(view([slo]), { defaultMetrics: false, counters: abi.counters });
-  const text = await m.registry.metrics();
+  const text = await m.render();
   const { samples, types } = parseExposition(text);
   assert.equal(types.get("scx_slo_wait_seconds"), "histogram");
   const buckets = samples.filter((s) => s.name === "scx_slo_wait_seconds_bucket");
-  assert.equal(buckets.length, HIST_BUCKETS, "one le per finite BPF bucket plus +Inf");
+  assert.equal(buckets.length, EXPORTED_BUCKETS.length + 1, "one le per exported bound plus +Inf");
+  assert.deepEqual(
+    EXPORTED_BUCKETS.slice(0, 5),
+    [0, 2, 4, 6, 8],
+    "bucket 0, then the half and the whole of every octave",
+  );
   for (const b of buckets) {
     assert.deepEqual(
       { cgroup: b.labels.cgroup, namespace: b.labels.namespace, pod: b.labels.pod },
       { cgroup: '/kubepods/burstable/pod"x"', namespace: "shop", pod: "api-7d9" },
     );
   }
-  let cumulative = 0;
-  for (let i = 0; i < HIST_BUCKETS; i++) {
-    cumulative += hist[i]!;
-    const b = buckets[i]!;
-    const le = i === HIST_BUCKETS - 1 ? Infinity : bucketUpperNs(i) / 1e9;
-    assert.equal(Number(b.labels.le === "+Inf" ? Infinity : b.labels.le), le, `bucket ${i} bound`);
-    assert.equal(b.value, cumulative, `bucket ${i} cumulative count`);
-    if (i > 0) assert.ok(b.value >= buckets[i - 1]!.value, "monotonic");
-  }
+  // Each exported bucket holds exactly the waits of every BPF bucket up to its own.
+  const exported = [...EXPORTED_BUCKETS, HIST_BUCKETS - 1];
+  exported.forEach((idx, k) => {
+    const b = buckets[k]!;
+    const cumulative = hist.slice(0, idx + 1).reduce((a, x) => a + x, 0);
+    const le = k === exported.length - 1 ? Infinity : bucketUpperNs(idx) / 1e9;
+    assert.equal(
+      Number(b.labels.le === "+Inf" ? Infinity : b.labels.le),
+      le,
+      `bucket ${idx} bound`,
+    );
+    assert.equal(b.value, cumulative, `bucket ${idx} cumulative count`);
+    if (k > 0) assert.ok(b.value >= buckets[k - 1]!.value, "monotonic");
+  });
   const count = samples.find((s) => s.name === "scx_slo_wait_seconds_count")!;
   const sum = samples.find((s) => s.name === "scx_slo_wait_seconds_sum")!;
   assert.equal(count.value, 26);
@@ -166,7 +176,7 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
     assert.equal(one(`scx_slo_${c.metric}`), counts[c.name] ?? 0, c.name);
   }
   m.configReloads.inc({ result: "failed" });
-  const after = parseExposition(await m.registry.metrics()).samples;
+  const after = parseExposition(await m.render()).samples;
   const reloads = after.filter((s) => s.name === "scx_slo_config_reloads_total");
   assert.deepEqual(reloads.map((s) => [s.labels.result, s.value]).sort(), [
     ["failed", 1],
@@ -175,14 +185,14 @@ test("wait histogram: cumulative le buckets at the BPF bounds, +Inf, _sum and _c
 });
 
 test("wait histogram: buckets read ahead of runs are capped so +Inf stays == _count", () => {
-  const v = waitHistogramValues("w", {}, [3, 4], 5, 0);
-  const buckets = v.filter((x) => x.metricName === "w_bucket").map((x) => x.value);
+  const lines = waitHistogramLines("w", 'c="x"', [3, 0, 4], 5, 0).split("\n");
+  const buckets = lines.filter((l) => l.startsWith("w_bucket")).map((l) => Number(l.split(" ")[1]));
   assert.equal(buckets[0], 3);
-  assert.equal(buckets[1], 5);
+  assert.equal(buckets[1], 5, "3 + 4 read ahead of runs: capped at 5");
   assert.equal(buckets[buckets.length - 1], 5);
 });
 
-test("a cgroup that has not run yet has no histogram series, but its budget is there", async () => {
+test("a cgroup that has not run yet counts zero runs, misses and waits from the start", async () => {
   const slo: SloSample = {
     cgroup: "/idle",
     namespace: "",
@@ -193,10 +203,18 @@ test("a cgroup that has not run yet has no histogram series, but its budget is t
     overloaded: false,
   };
   const { samples } = parseExposition(
-    await createAgentMetrics(view([slo]), { defaultMetrics: false }).registry.metrics(),
+    await createAgentMetrics(view([slo]), { defaultMetrics: false }).render(),
   );
-  assert.equal(samples.filter((s) => s.name.startsWith("scx_slo_wait_seconds")).length, 0);
-  assert.equal(samples.find((s) => s.name === "scx_slo_budget_seconds")?.value, 0.02);
+  const waits = samples.filter((s) => s.name.startsWith("scx_slo_wait_seconds"));
+  assert.equal(waits.length, EXPORTED_BUCKETS.length + 3, "every bucket, +Inf, _sum and _count");
+  assert.ok(waits.every((s) => s.value === 0 && s.labels.cgroup === "/idle"));
+  const value = (name: string) => samples.find((s) => s.name === name)?.value;
+  assert.equal(value("scx_slo_runs_total"), 0);
+  assert.equal(value("scx_slo_misses_total"), 0);
+  assert.equal(value("scx_slo_wait_max_seconds"), 0);
+  assert.equal(value("scx_slo_budget_seconds"), 0.02);
+  // The budget the kernel applied is not known until a task has run.
+  assert.equal(value("scx_slo_budget_in_force_seconds"), undefined);
 });
 
 test("HTTP: GET only; healthz, readyz, overload, 404", async () => {

@@ -152,9 +152,81 @@ test("depth limit and map capacity", () => {
     const deep = resolveRules([globRule("/a/*/c")], { root, maxDepth: 2 });
     assert.equal(deep.slos.length, 0);
     assert.match(deep.warnings[0]!, /3 levels deep, deeper than the scheduler's limit of 2/);
-    const capped = resolveRules([globRule("/m/*")], { root, maxEntries: 2 });
-    assert.equal(capped.slos.length, 2);
-    assert.match(capped.warnings[0]!, /match 3 cgroups, more than the SLO map holds \(2\)/);
+    const rule = globRule("/m/*");
+    const capped = resolveRules([rule], { root, maxEntries: 2 });
+    assert.deepEqual(
+      capped.slos.map((s) => s.cgroupPath),
+      ["/m/1", "/m/2"],
+    );
+    assert.deepEqual(capped.leftOut, [
+      { cgroupPath: "/m/3", importance: 50, budgetNs: 10e6, origin: rule.origin },
+    ]);
+    assert.deepEqual(resolveRules([rule], { root, maxEntries: 3 }).leftOut, []);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+test("over capacity: the most important cgroups are kept whatever the rule order", () => {
+  const pods = Array.from({ length: 5 }, (_, i) => `kubepods/burstable/pod${i}`);
+  const root = tree([...pods, "a"]);
+  try {
+    const broad = globRule("/kubepods/burstable/*", 200, 30);
+    const critical = pathRule("/a", 50, 90);
+    for (const rules of [
+      [broad, critical],
+      [critical, broad],
+    ]) {
+      const r = resolveRules(rules, { root, maxEntries: 3 });
+      assert.equal(r.slos.length, 3);
+      assert.ok(
+        r.slos.some((s) => s.cgroupPath === "/a"),
+        `order ${rules.map((x) => x.origin.source).join(",")}`,
+      );
+      // Every cgroup left out is named, with the rule that named it.
+      assert.deepEqual(
+        r.leftOut.map((l) => [l.cgroupPath, l.origin.source, l.importance]),
+        [
+          ["/kubepods/burstable/pod2", broad.origin.source, 30],
+          ["/kubepods/burstable/pod3", broad.origin.source, 30],
+          ["/kubepods/burstable/pod4", broad.origin.source, 30],
+        ],
+      );
+      // Kept entries stay in rule order, then path order.
+      const kept = r.slos.map((s) => s.cgroupPath);
+      const expected = ["/kubepods/burstable/pod0", "/kubepods/burstable/pod1"];
+      assert.deepEqual(kept, rules[0] === broad ? [...expected, "/a"] : ["/a", ...expected]);
+    }
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+test("over capacity, equal importance: explicit path, then lower budget, then rule order, then path", () => {
+  const root = tree(["g/1", "g/2", "p", "q", "r", "s/1", "s/2"]);
+  try {
+    const rules = [
+      globRule("/g/*", 10, 50), // glob: after every explicit path of its importance
+      pathRule("/p", 20, 50), // explicit, budget 20: after /q and /r
+      pathRule("/q", 5, 50), // explicit, lowest budget: first
+      pathRule("/r", 20, 50), // like /p, later in the file: after /p
+      globRule("/s/*", 10, 50), // like /g/*, later in the file: after both of /g/*
+    ];
+    const order = (n: number) =>
+      resolveRules(rules, { root, maxEntries: n })
+        .slos.map((s) => s.cgroupPath)
+        .sort();
+    assert.deepEqual(order(1), ["/q"]);
+    assert.deepEqual(order(2), ["/p", "/q"]);
+    assert.deepEqual(order(3), ["/p", "/q", "/r"]);
+    assert.deepEqual(order(4), ["/g/1", "/p", "/q", "/r"]);
+    assert.deepEqual(order(5), ["/g/1", "/g/2", "/p", "/q", "/r"]);
+    assert.deepEqual(order(6), ["/g/1", "/g/2", "/p", "/q", "/r", "/s/1"]);
+    const r = resolveRules(rules, { root, maxEntries: 2 });
+    assert.deepEqual(
+      r.leftOut.map((l) => l.cgroupPath),
+      ["/r", "/g/1", "/g/2", "/s/1", "/s/2"],
+    );
   } finally {
     rmSync(root, { recursive: true });
   }

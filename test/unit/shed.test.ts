@@ -258,6 +258,39 @@ test("verdict parsing: the agent's JSON or a reason it is not one; Retry-After r
   assert.equal(retryAfterSeconds(NaN), 1);
 });
 
+test("Retry-After never exceeds the agent's window, nor the longest window it accepts", () => {
+  assert.equal(retryAfterSeconds(1e300, 10), 10);
+  assert.equal(retryAfterSeconds(Infinity, 10), 1, "not a number of seconds");
+  assert.equal(retryAfterSeconds(9.2, 10), 10);
+  assert.equal(retryAfterSeconds(12, 10), 10);
+  assert.equal(retryAfterSeconds(4, 0.5), 1);
+  assert.equal(retryAfterSeconds(1e300, 1e300), 3600);
+  assert.equal(retryAfterSeconds(1e300), 3600);
+  assert.equal(retryAfterSeconds(1e300, NaN), 3600);
+  assert.equal(retryAfterSeconds(100, 3600), 100);
+});
+
+test("an absurd retry_after_s from the agent reaches clients as the window", T, async () => {
+  const agent = await fakeAgent();
+  const t = trackedSignal(agent.url, { cgroup: "/a" });
+  const { signal } = t;
+  const shed = shedMiddleware(signal);
+  const app = await serve((req, res) => shed(req, res, () => res.end("done")));
+  try {
+    signal.start();
+    agent.set({ ...OVER, retry_after_s: 1e300, window_s: 10 });
+    await waitFor("overloaded", () => signal.state === "overloaded", 3000);
+    assert.equal(signal.retryAfterS, 10);
+    const res = await request(`${app.url}/x`);
+    assert.equal(res.status, 429);
+    assert.equal(res.headers["retry-after"], "10");
+  } finally {
+    signal.stop();
+    await app.close();
+    await agent.close();
+  }
+});
+
 test("options are checked: the timeout must stay below the interval; http agents only", () => {
   const target = { cgroup: "/a" };
   assert.throws(() => new OverloadSignal({ target, intervalMs: 100, timeoutMs: 100 }), /below/);

@@ -186,7 +186,7 @@ test("500 SLO cgroups reconcile in under 1 s; removed cgroups lose their entries
     String.raw`
 mkdir $CG/many
 mkdir $(seq -f "$CG/many/c%g" 1 500)
-: > /tmp/slo.conf
+echo none > /tmp/slo.conf
 start_agent /tmp/slo.conf
 wait_until 30 ready || fail "agent not ready"
 rss_idle=$(rss_kib $AGENT)

@@ -56,8 +56,21 @@ export function finish(errors: ErrorList, rules: SloRule[], warnings: string[]):
   return { ok: false, errors: shown };
 }
 
-export function emptyWarning(file: string): string {
-  return `${file}: no SLO rules in the file: every cgroup runs without an SLO`;
+/**
+ * How a file says "no SLOs" on purpose. An empty file cannot say it: a file caught mid-write by an
+ * editor or a config-management tool, or truncated, is empty too, and must not clear the SLOs.
+ * Line format: this word on a line of its own (a rule's path always starts with "/").
+ */
+export const NO_SLOS_LINE = "none";
+/** The same in YAML: an explicitly empty list. */
+export const NO_SLOS_YAML = "slos: []";
+
+export function noRules(): Problem {
+  return {
+    message:
+      "the file has no rules (empty, or only comments and blank lines); a file caught mid-write or truncated looks the same, so it is rejected and the running SLOs stay",
+    fix: `to run with no SLOs on purpose, write \`${NO_SLOS_LINE}\` on a line of its own (YAML: \`${NO_SLOS_YAML}\`); otherwise restore the rules`,
+  };
 }
 
 export function tooManyRules(count: number): Problem {

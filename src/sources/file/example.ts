@@ -8,6 +8,7 @@ import {
   IMPORTANCE_MIN,
   MAX_SLO_ENTRIES,
 } from "../../slo/model.js";
+import { NO_SLOS_LINE, NO_SLOS_YAML } from "./errors.js";
 
 // Shared wording, so the two examples cannot drift apart. Each line is prefixed by its format.
 const RULE_FIELDS = [
@@ -23,6 +24,14 @@ const FOOTER = [
   "is rejected whole and the SLOs already running stay in force.",
 ];
 
+/** Both formats say "no SLOs" the same way: explicitly, never by an empty file. */
+export function noSlosHint(noSlos: string): string[] {
+  return [
+    "An empty file (or one with only comments) is rejected, because a file caught mid-write or",
+    `truncated looks the same. To run with no SLOs on purpose, write \`${noSlos}\` instead of the rules.`,
+  ];
+}
+
 function comment(lines: readonly string[], indent = ""): string {
   return lines.map((l) => `# ${indent}${l}`.trimEnd()).join("\n");
 }
@@ -36,6 +45,7 @@ export const EXAMPLE_CONFIG_LINE = `# scx-slo SLO config (line format).
 ${comment(RULE_FIELDS)}
 #
 ${comment(FOOTER)}
+${comment(noSlosHint(NO_SLOS_LINE))}
 # The same rules can be written in YAML: a file whose first line is "version: 1".
 
 # Keep interactive logins responsive on a busy node.
@@ -59,6 +69,7 @@ ${comment(RULE_FIELDS, "  ")}
 # Unknown keys are errors, so a typo cannot silently drop a setting.
 #
 ${comment(FOOTER)}
+${comment(noSlosHint(NO_SLOS_YAML))}
 
 version: 1
 

@@ -1,9 +1,18 @@
 // The line format of the original tool: `cgroup_path budget_ms importance` per line, "#" comments.
+// A file with no rules is an error; `none` alone on a line says "no SLOs" on purpose.
 
 import { MAX_SLO_ENTRIES, type SloRule } from "../../slo/model.js";
 import { isGlob, parseBudgetText, parseImportanceText, quote } from "../../slo/validate.js";
 import { DuplicateCheck, checkCgroupPath, makeRule } from "./checks.js";
-import { ErrorList, emptyWarning, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
+import {
+  ErrorList,
+  NO_SLOS_LINE,
+  fail,
+  finish,
+  noRules,
+  tooManyRules,
+  type ParseResult,
+} from "./errors.js";
 
 const LINE_SYNTAX =
   "<cgroup_path> <budget_ms> <importance>, e.g. /kubepods/critical/payment-api 50 90";
@@ -20,7 +29,15 @@ export function parseLines(text: string, file: string): ParseResult {
     const content = (cut < 0 ? raw : raw.slice(0, cut)).trim();
     if (content !== "") entries.push({ line: i + 1, fields: content.split(/\s+/) });
   });
-  if (entries.length === 0) return { ok: true, rules: [], warnings: [emptyWarning(file)] };
+  if (entries.length === 0) return fail(file, null, null, noRules());
+  const none = entries.find((e) => e.fields.length === 1 && e.fields[0] === NO_SLOS_LINE);
+  if (none !== undefined) {
+    if (entries.length === 1) return { ok: true, rules: [], warnings: [] };
+    return fail(file, none.line, null, {
+      message: `\`${NO_SLOS_LINE}\` (no SLOs) stands beside ${entries.length - 1} rule${entries.length === 2 ? "" : "s"}`,
+      fix: `keep either the rules or the line \`${NO_SLOS_LINE}\`, not both`,
+    });
+  }
   const over = entries[MAX_SLO_ENTRIES];
   if (over !== undefined) return fail(file, over.line, null, tooManyRules(entries.length));
 

@@ -7,7 +7,7 @@
 
 import { isUtf8 } from "node:buffer";
 import { constants as fsConstants } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { MAX_SLO_ENTRIES } from "../../slo/model.js";
 import type { Problem } from "../../slo/validate.js";
 import { errorMessage } from "../../util/log.js";
@@ -84,16 +84,7 @@ export async function loadConfigFile(path: string): Promise<ParseResult> {
         });
       }
       if (st.size > MAX_CONFIG_BYTES) return fail(path, null, null, tooLarge(st.size));
-      // The file can grow after fstat; reading one byte past the limit catches that too.
-      const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-      let filled = 0;
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, filled, buf.length - filled, null);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-        if (filled === buf.length) break;
-      }
-      bytes = buf.subarray(0, filled);
+      bytes = await readUpTo(fh, st.size, MAX_CONFIG_BYTES + 1);
     } finally {
       await fh.close();
     }
@@ -101,6 +92,29 @@ export async function loadConfigFile(path: string): Promise<ParseResult> {
     return fail(path, null, null, ioProblem(err));
   }
   return parseConfigBytes(bytes, path);
+}
+
+/**
+ * Reads a file of `expected` bytes, or more if it grew since fstat, but never more than `limit`
+ * (reading one byte past the size limit tells a file that grew past it). The buffer is sized to
+ * the file: one of the limit's size on every reload would leave the agent's memory to the
+ * allocator's mercy under a storm of reloads (SIGHUP, a busy editor).
+ */
+async function readUpTo(fh: FileHandle, expected: number, limit: number): Promise<Uint8Array> {
+  let buf = Buffer.alloc(Math.min(expected + 1, limit));
+  let filled = 0;
+  for (;;) {
+    if (filled === buf.length) {
+      if (buf.length === limit) break;
+      const bigger = Buffer.alloc(Math.min(buf.length * 2, limit));
+      buf.copy(bigger, 0, 0, filled);
+      buf = bigger;
+    }
+    const { bytesRead } = await fh.read(buf, filled, buf.length - filled, null);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buf.subarray(0, filled);
 }
 
 function tooLarge(size: number): Problem {

@@ -1,8 +1,10 @@
 // The YAML format: `version: 1`, optional `defaults:`, rules under `slos:`. Every error is mapped
-// back to the line of the key (or list item) at fault.
+// back to the line of the key (or list item) at fault. `slos: []` says "no SLOs" on purpose; a
+// missing or valueless `slos:` is an error, as an empty file is.
 
 import {
   LineCounter,
+  isAlias,
   isMap,
   isNode,
   isScalar,
@@ -10,24 +12,29 @@ import {
   parseDocument,
   type Document,
   type Pair,
+  type Scalar,
   type YAMLMap,
 } from "yaml";
 import { z } from "zod";
 import { IMPORTANCE_MAX, IMPORTANCE_MIN, MAX_SLO_ENTRIES, type SloRule } from "../../slo/model.js";
 import {
-  checkBudgetMs,
-  checkImportance,
   checkLabel,
   isGlob,
+  parseBudgetText,
+  parseImportanceText,
   quote,
+  type Check,
   type Problem,
 } from "../../slo/validate.js";
 import { errorMessage } from "../../util/log.js";
 import { DuplicateCheck, checkCgroupPath, makeRule } from "./checks.js";
-import { ErrorList, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
+import { ErrorList, NO_SLOS_YAML, fail, finish, tooManyRules, type ParseResult } from "./errors.js";
 
 // zod checks shape and types; value ranges and paths go through the same checks as the line format
-// so both formats accept exactly the same rules with the same messages.
+// so both formats accept exactly the same rules with the same messages. Numbers are checked as
+// written, not as YAML resolved them: YAML reads 1e3, 0x10, 0o62, .5 and +5 as numbers, which the
+// one number grammar (slo/validate.ts DECIMAL) rejects, and a tag (!!float 50) changes what a
+// scalar means, so tagged numbers are refused.
 const DefaultsSchema = z.object({ importance: z.number().optional() }).strict();
 const TopSchema = z
   .object({
@@ -100,6 +107,24 @@ class Locator {
     return isNode(node) && node.range ? this.lineAt(node.range[0]) : null;
   }
 
+  /** The node at `path` (aliases resolved); undefined when some segment is missing. */
+  node(path: YamlPath): unknown {
+    let node: unknown = this.doc.contents;
+    for (const seg of path) {
+      if (isAlias(node)) node = node.resolve(this.doc);
+      if (isMap(node)) {
+        const pair = this.pair(node, String(seg));
+        if (pair === undefined) return undefined;
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === "number") {
+        node = node.items[seg];
+      } else {
+        return undefined;
+      }
+    }
+    return isAlias(node) ? node.resolve(this.doc) : node;
+  }
+
   /** Line of the deepest node on `path` that exists; for a map entry, the line of its key. */
   line(path: YamlPath): number | null {
     let node: unknown = this.doc.contents;
@@ -119,6 +144,40 @@ class Locator {
     }
     return line;
   }
+}
+
+type NumberKey = "budget_ms" | "importance";
+
+/**
+ * A budget_ms or importance as it is written in the file: an untagged plain scalar goes through the
+ * line format's own text checks (same grammar, same messages); a tagged one is refused. Null for
+ * anything else (absent, quoted, null, a mapping...), which zod's type check reports.
+ */
+function numberAsWritten(node: unknown, key: NumberKey): Check<number> | null {
+  if (!isScalar(node)) return null;
+  const scalar = node as Scalar;
+  if (scalar.tag !== undefined) {
+    const tag = scalar.tag.replace(/^tag:yaml\.org,2002:/, "!!");
+    return {
+      ok: false,
+      message: `${key} has the YAML tag ${quote(tag)}: a tag changes how the value is read`,
+      fix: `write the number without a tag, e.g. \`${FIELD_HELP[key]?.example ?? key}\``,
+    };
+  }
+  if (scalar.type !== "PLAIN") return null;
+  if (typeof scalar.value !== "number" && typeof scalar.value !== "string") return null;
+  const text = scalar.source ?? String(scalar.value);
+  return key === "budget_ms" ? parseBudgetText(text) : parseImportanceText(text);
+}
+
+/** zod's issues less the type errors of number fields checked as written. */
+function withoutCheckedNumbers(
+  issues: readonly z.ZodIssue[],
+  checked: ReadonlySet<string>,
+): z.ZodIssue[] {
+  return issues.filter(
+    (i) => !(i.code === z.ZodIssueCode.invalid_type && checked.has(i.path.map(String).join("."))),
+  );
 }
 
 function fieldName(path: YamlPath): string {
@@ -207,15 +266,21 @@ export function parseYaml(text: string, file: string): ParseResult {
     });
   }
 
+  const defaultImportanceCheck = numberAsWritten(
+    loc.node(["defaults", "importance"]),
+    "importance",
+  );
   const top = TopSchema.safeParse(data);
-  if (!top.success) reportIssues(top.error.issues, [], data, loc, errors);
+  if (!top.success) {
+    const checked = new Set(defaultImportanceCheck ? ["defaults.importance"] : []);
+    reportIssues(withoutCheckedNumbers(top.error.issues, checked), [], data, loc, errors);
+  }
   const defaults = valueAt(data, ["defaults"]);
   const defaultImportance = valueAt(defaults, ["importance"]);
   let fallback: number | null = null;
-  if (typeof defaultImportance === "number") {
-    const c = checkImportance(defaultImportance, String(defaultImportance));
-    if (c.ok) fallback = c.value;
-    else errors.add(loc.line(["defaults", "importance"]), "defaults.importance", c);
+  if (defaultImportanceCheck?.ok) fallback = defaultImportanceCheck.value;
+  else if (defaultImportanceCheck) {
+    errors.add(loc.line(["defaults", "importance"]), "defaults.importance", defaultImportanceCheck);
   }
   // A broken defaults: block has its own error; rules leaning on it must not each add "missing".
   const defaultsBroken =
@@ -224,7 +289,7 @@ export function parseYaml(text: string, file: string): ParseResult {
       (defaultImportance !== undefined && fallback === null));
 
   const slos = valueAt(data, ["slos"]);
-  if (!Array.isArray(slos) || slos.length === 0) {
+  if (!Array.isArray(slos)) {
     errors.add(loc.line(["slos"]), "slos", slosShapeProblem(slos));
     return finish(errors, [], warnings);
   }
@@ -271,13 +336,13 @@ function slosShapeProblem(slos: unknown): Problem {
   if (slos === undefined) {
     return {
       message: "missing slos",
-      fix: "add `slos:` with at least one rule; a file with no rules is written as comments only",
+      fix: `add \`slos:\` with at least one rule; to run with no SLOs on purpose, write \`${NO_SLOS_YAML}\``,
     };
   }
-  if (slos === null || (Array.isArray(slos) && slos.length === 0)) {
+  if (slos === null) {
     return {
-      message: "slos is empty",
-      fix: "add at least one rule under slos:, e.g. `- { cgroup: /a/b, budget_ms: 50, importance: 90 }`",
+      message: "slos has no value (a file caught mid-write looks the same)",
+      fix: `add at least one rule under slos:, e.g. \`- { cgroup: /a/b, budget_ms: 50, importance: 90 }\`; to run with no SLOs on purpose, write \`${NO_SLOS_YAML}\``,
     };
   }
   return {
@@ -304,8 +369,29 @@ function parseYamlItem(
   const { loc, errors } = ctx;
   const before = errors.items.length;
   const itemLine = loc.line(path);
+  const written: Record<NumberKey, Check<number> | null> = {
+    budget_ms: numberAsWritten(loc.node([...path, "budget_ms"]), "budget_ms"),
+    importance: numberAsWritten(loc.node([...path, "importance"]), "importance"),
+  };
+  // Every number YAML resolves comes from a scalar; should one ever not, say so rather than
+  // silently dropping the rule.
+  for (const key of ["budget_ms", "importance"] as const) {
+    if (
+      written[key] === null &&
+      typeof (item as Record<string, unknown> | null)?.[key] === "number"
+    ) {
+      written[key] = {
+        ok: false,
+        message: `${key} could not be read as written`,
+        fix: `write it like \`${FIELD_HELP[key]?.example}\``,
+      };
+    }
+  }
   const parsed = ItemSchema.safeParse(item);
-  if (!parsed.success) reportIssues(parsed.error.issues, path, root, loc, errors);
+  if (!parsed.success) {
+    const checked = new Set((["budget_ms", "importance"] as const).filter((k) => written[k]));
+    reportIssues(withoutCheckedNumbers(parsed.error.issues, checked), path, root, loc, errors);
+  }
   if (typeof item !== "object" || item === null || Array.isArray(item)) return null;
   // Value checks run on every field that has the right type, even when zod found other problems,
   // so one pass over the file reports everything.
@@ -318,17 +404,15 @@ function parseYamlItem(
   const target = checkTarget(raw, path, ctx);
 
   let budgetNs: number | null = null;
-  if (typeof raw.budget_ms === "number") {
-    const b = checkBudgetMs(raw.budget_ms, String(raw.budget_ms));
-    if (b.ok) budgetNs = b.value;
-    else errors.add(at("budget_ms").line, at("budget_ms").field, b);
+  if (written.budget_ms?.ok) budgetNs = written.budget_ms.value;
+  else if (written.budget_ms) {
+    errors.add(at("budget_ms").line, at("budget_ms").field, written.budget_ms);
   }
 
   let importance: number | null = null;
-  if (typeof raw.importance === "number") {
-    const c = checkImportance(raw.importance, String(raw.importance));
-    if (c.ok) importance = c.value;
-    else errors.add(at("importance").line, at("importance").field, c);
+  if (written.importance?.ok) importance = written.importance.value;
+  else if (written.importance) {
+    errors.add(at("importance").line, at("importance").field, written.importance);
   } else if (raw.importance === undefined) {
     importance = ctx.fallback;
     if (importance === null && !ctx.defaultsBroken) {
