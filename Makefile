@@ -37,6 +37,15 @@ $(BUILD)/scx_slo_test.bpf.o: bpf/scx_slo.bpf.c $(BPF_HEADERS) | setup
 	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DSCX_SLO_TEST_HOOKS -I$(KERNEL_DIR) -Ibpf \
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
 
+## the observer (kernels without sched_ext): tracing programs, CO-RE. The same vmlinux.h as the
+## scheduler, from the cached kernel's BTF: the build does not depend on the build host's kernel
+## (which may have no BTF at all), and CO-RE relocates every field to the running kernel at load.
+bpf: $(BUILD)/observe.bpf.o
+$(BUILD)/observe.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
+	@mkdir -p $(BUILD)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
 native: $(BUILD)/scx-slo-loader
 $(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/common.h bpf/scx_slo.h | setup
