@@ -48,10 +48,10 @@ $(BUILD)/observe.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
 
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
 native: $(BUILD)/scx-slo-loader
-$(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/common.h bpf/scx_slo.h | setup
+$(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/observe.c native/common.h bpf/scx_slo.h | setup
 	@mkdir -p $(BUILD)
 	gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
-		-o $@ native/loader.c native/common.c native/serve.c native/abi.c -lbpf -lelf -lz
+		-o $@ native/loader.c native/common.c native/serve.c native/abi.c native/observe.c -lbpf -lelf -lz
 
 build: setup deps bpf native ts
 
