@@ -10,28 +10,35 @@
  * run-queue wait goes into the same stats as the scheduler keeps (measure.bpf.h): a histogram,
  * runs, total and worst wait, misses against the budget, each miss on the same rate-limited ring
  * buffer. A wait starts when the task is woken, or when it is switched out while still runnable
- * (preempted, or out of its slice), and ends when it is switched in.
+ * (preempted, or out of its slice), and ends when it is switched in, as the scheduler's does
+ * (ops.runnable to ops.running), timed with the same clock (bpf_ktime_get_ns).
+ *
+ * The kernel keeps a wait of its own (sched_info.last_queued, run_delay), but on the run-queue
+ * clock, which __schedule does not update after a wake-up that preempts (rq_clock_skip_update):
+ * the time from that wake-up to the switch, a non-preemptible kernel section's whole delay
+ * included, would read as no wait at all. So waits are timed here, for SLO tasks only.
  *
  * Who held the CPU
  * ----------------
- * Each CPU keeps its last OBSERVE_RUN_HISTORY runs: when each began and the cgroup of the task
- * that ran, consecutive runs of one cgroup merged into one. When an SLO task ends a wait, the wait
- * is laid over that history and each cgroup that ran on the CPU meanwhile is charged the part of
- * the wait it held, in the offenders map keyed {SLO cgroup, cgroup}. So a pod starved by four hog
- * containers names all four, and one preempted by a kworker just before it ran does not get the
- * hogs' blame pinned on the kworker. Time before the oldest run kept is charged to
- * OFFENDER_UNSEEN, time the CPU was idle to OFFENDER_IDLE (the wake-up itself; or the task waited
- * on another CPU's queue and was moved here, a case this history cannot see).
+ * Each CPU keeps its last OBSERVE_RUN_HISTORY runs: when each began (run-queue clock) and the
+ * cgroup of the task that ran, consecutive runs of one cgroup merged into one. When an SLO task
+ * ends a wait, the wait is laid over that history and each cgroup that ran on the CPU meanwhile
+ * is charged the part of the wait it held, in the offenders map keyed {SLO cgroup, cgroup}. So a
+ * pod starved by four hog containers names all four, and one preempted by a kworker just before
+ * it ran does not get the hogs' blame pinned on the kworker. Time before the oldest run kept is
+ * charged to OFFENDER_UNSEEN, time the CPU was idle to OFFENDER_IDLE (the wake-up itself; or the
+ * task waited on another CPU's queue and was moved here, which this CPU's history cannot see).
  *
  * The cost
  * --------
- * This runs on every context switch and wake-up of the machine, so the common path is a few loads
- * and at most two lookups: a switch records the next task's cgroup in the CPU's history (three
- * pointer loads, a per-CPU array slot) and looks up the two tasks' storage; a wake-up looks up or
- * creates the task's storage and checks its cached SLO. Only the end of an SLO task's wait walks
- * the history (at most OBSERVE_RUN_HISTORY steps, one offenders update per step). No loop over
- * CPUs, no open-coded iterators: bounded loops only, so it loads on older kernels (see
- * docs/observe.md for the oldest).
+ * This runs on every context switch and wake-up of the machine, so the common path reads no
+ * clock and calls no helper: the run-queue clock and CPU through the task's cfs_rq (the
+ * scheduler has just updated that clock; stale by the same skip at most, which only shifts a
+ * run's start in the history), the task's cgroup, a slot of a direct-mapped cache of cgroups'
+ * SLOs, the CPU's history. Only a task with an SLO reads the clock, looks up its task storage
+ * and, at the end of a wait, walks the history (at most OBSERVE_RUN_HISTORY steps, one offenders
+ * update per step). No loop over CPUs, no open-coded iterators: bounded loops only, so it loads
+ * on older kernels (docs/observe.md has the oldest).
  *
  * Its own cpu.max throttling
  * --------------------------
@@ -46,6 +53,16 @@
 
 char _license[] SEC("license") = "GPL";
 
+/* CPUs with a run history of their own; the observer measures nothing on CPUs beyond. */
+#define OBSERVE_MAX_CPUS 4096
+/* Slots of the cgroup -> SLO cache (a power of two). */
+#define SLO_CACHE_SLOTS 8192
+
+_Static_assert((OBSERVE_RUN_HISTORY & (OBSERVE_RUN_HISTORY - 1)) == 0,
+	       "OBSERVE_RUN_HISTORY must be a power of two");
+_Static_assert((SLO_CACHE_SLOTS & (SLO_CACHE_SLOTS - 1)) == 0,
+	       "SLO_CACHE_SLOTS must be a power of two");
+
 /* ---- maps ------------------------------------------------------------------------------ */
 
 /* Pinned: CPU time other cgroups held while an SLO cgroup's tasks waited (scx_slo.h). */
@@ -57,15 +74,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } offenders SEC(".maps");
 
-/* Per task: its SLO, cached like the scheduler's, and the start of its current wait. */
+/* Per task with an SLO: the start of its current wait. */
 struct obs_task {
-	u64 own_cgid;       /* the task's cgroup when the SLO was resolved */
-	u64 gen;            /* control.gen when the SLO was resolved */
-	u64 slo_cgid;       /* cgroup carrying the SLO, 0 if none */
-	u64 budget_ns;
-	u32 importance;
-	u32 resolved;
-	u64 wait_from;      /* start of the current wait, 0 when not waiting (or not an SLO task) */
+	u64 wait_from;      /* bpf_ktime_get_ns(); 0 when not waiting */
 };
 
 struct {
@@ -75,97 +86,66 @@ struct {
 	__type(value, struct obs_task);
 } obs_task_stor SEC(".maps");
 
+/*
+ * A cgroup's SLO, cached in the slot its id maps to. A slot belongs to the cgroup that claimed it
+ * (compare-and-swap on a free slot) until that cgroup is removed (obs_cgroup_rmdir), so a reader
+ * never finds another cgroup's SLO under its own id; a cgroup whose slot is taken is looked up
+ * afresh each time. The owner's entry is rewritten when control.gen moved, gen last; a free
+ * slot's gen is 0, so a claim whose values are not written yet reads as stale.
+ */
+struct slo_slot {
+	u64 cgid;           /* 0: free */
+	u64 gen;            /* control.gen + 1 when written; 0: not yet */
+	u64 slo_cgid;       /* 0: no SLO */
+	u64 budget_ns;
+	u32 importance;
+};
+
+struct slo_slot slo_cache[SLO_CACHE_SLOTS];
+
 /* One run on a CPU: from start until the next run's start (the newest: until now). */
 struct cpu_run {
-	u64 start;          /* 0: never used */
+	u64 start;          /* run-queue clock; 0: never used */
 	u64 cgid;           /* the cgroup of the task that ran, OFFENDER_IDLE for the idle task */
 };
 
+/* Written on every switch of its CPU only: 64-byte aligned, so no two CPUs share a line. */
 struct cpu_runs {
 	u32 head;           /* index of the newest run, modulo OBSERVE_RUN_HISTORY */
 	struct cpu_run run[OBSERVE_RUN_HISTORY];
-};
+} __attribute__((aligned(64)));
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct cpu_runs);
-} cpu_runs_map SEC(".maps");
+struct cpu_runs cpu_runs[OBSERVE_MAX_CPUS];
 
-_Static_assert((OBSERVE_RUN_HISTORY & (OBSERVE_RUN_HISTORY - 1)) == 0,
-	       "OBSERVE_RUN_HISTORY must be a power of two");
+/* ---- SLOs -------------------------------------------------------------------------------- */
 
-/* ---- tasks ----------------------------------------------------------------------------- */
-
-/* Before Linux 5.14 the task's state was `long state`. */
-struct task_struct___pre_5_14 {
-	long state;
-} __attribute__((preserve_access_index));
-
-/* task_struct.on_cpu is an int up to Linux 6.x and a u8 since. */
-struct task_struct___on_cpu_int {
-	int on_cpu;
-} __attribute__((preserve_access_index));
-
-/* p runs on a CPU, or is being switched out of one. */
-static __always_inline bool on_a_cpu(struct task_struct *p)
+/* The SLO the tasks of cgroup cgrp (id cgid) are measured under; false if none. */
+static __always_inline bool cgroup_slo(struct cgroup *cgrp, u64 cgid, struct slo_found *out)
 {
-	if (bpf_core_field_size(p->on_cpu) == sizeof(int))
-		return ((struct task_struct___on_cpu_int *)p)->on_cpu != 0;
-	return p->on_cpu != 0;
-}
-
-/* prev, switched out, stays on the run-queue: preempted, or it had not gone to sleep. */
-static __always_inline bool still_runnable(struct task_struct *prev, bool preempt)
-{
-	if (preempt)
-		return true;
-	if (bpf_core_field_exists(prev->__state))
-		return prev->__state == 0;
-	return ((struct task_struct___pre_5_14 *)prev)->state == 0;
-}
-
-/* The task's SLO, looked up again only when its cgroup or control.gen changed. */
-static __always_inline bool task_has_slo(struct task_struct *p, struct obs_task *t)
-{
-	struct cgroup *cgrp = task_dfl_cgroup(p);
-	struct slo_found found;
-	u64 cgid = cgrp->kn->id;
+	struct slo_slot *slot = &slo_cache[cgid & (SLO_CACHE_SLOTS - 1)];
 	u64 gen = slo_gen();
+	bool found;
 
-	if (t->resolved && t->own_cgid == cgid && t->gen == gen)
-		return t->slo_cgid != 0;
-	t->resolved = 1;
-	t->own_cgid = cgid;
-	t->gen = gen;
-	t->slo_cgid = 0;
-	if (slo_lookup(cgrp, &found)) {
-		t->slo_cgid = found.cgid;
-		t->budget_ns = found.budget_ns;
-		t->importance = found.importance;
+	if (slot->cgid == cgid && slot->gen == gen + 1) {
+		if (!slot->slo_cgid)
+			return false;
+		out->cgid = slot->slo_cgid;
+		out->budget_ns = slot->budget_ns;
+		out->importance = slot->importance;
+		return true;
 	}
-	return t->slo_cgid != 0;
-}
-
-/* A wait of p starts now, if p has an SLO and is not waiting already. */
-static __always_inline void wait_begins(struct task_struct *p, u64 now)
-{
-	struct obs_task *t = bpf_task_storage_get(&obs_task_stor, p, 0,
-						  BPF_LOCAL_STORAGE_GET_F_CREATE);
-
-	if (t && !t->wait_from && task_has_slo(p, t))
-		t->wait_from = now;
+	found = slo_lookup(cgrp, out);
+	if (slot->cgid != cgid &&
+	    (slot->cgid || __sync_val_compare_and_swap(&slot->cgid, 0, cgid) != 0))
+		return found;
+	slot->slo_cgid = found ? out->cgid : 0;
+	slot->budget_ns = found ? out->budget_ns : 0;
+	slot->importance = found ? out->importance : 0;
+	slot->gen = gen + 1;
+	return found;
 }
 
 /* ---- who held the CPU ------------------------------------------------------------------- */
-
-static __always_inline u64 task_cgid(struct task_struct *p)
-{
-	if (p->pid == 0)
-		return OFFENDER_IDLE;
-	return task_dfl_cgroup(p)->kn->id;
-}
 
 /* The CPU runs a task of cgroup cgid from now on. */
 static __always_inline void run_begins(struct cpu_runs *r, u64 cgid, u64 now)
@@ -180,8 +160,8 @@ static __always_inline void run_begins(struct cpu_runs *r, u64 cgid, u64 now)
 	run->cgid = cgid;
 }
 
-/* cgid held the CPU for ns of the SLO cgroup's wait that began at from. */
-static void charge(u64 slo_cgid, u64 cgid, u64 ns, u64 from, bool miss)
+/* cgid held the CPU for ns of the SLO cgroup's wait that began at wait_from (its own clock). */
+static void charge(u64 slo_cgid, u64 cgid, u64 ns, u64 wait_from, bool miss)
 {
 	struct offender_key key = { .slo_cgid = slo_cgid, .cgid = cgid };
 	struct offender_stats *st = bpf_map_lookup_elem(&offenders, &key);
@@ -203,16 +183,19 @@ static void charge(u64 slo_cgid, u64 cgid, u64 ns, u64 from, bool miss)
 	 * the same SLO cgroup charging the same cgroup at that very moment can make this count one
 	 * wait twice.
 	 */
-	if (st->last_wait_ns != from) {
-		st->last_wait_ns = from;
+	if (st->last_wait_ns != wait_from) {
+		st->last_wait_ns = wait_from;
 		__sync_fetch_and_add(&st->waits, 1);
 		if (miss)
 			__sync_fetch_and_add(&st->misses, 1);
 	}
 }
 
-/* Charges the wait [from, now) of an SLO cgroup's task to the cgroups that ran on this CPU. */
-static void blame(struct cpu_runs *r, u64 slo_cgid, u64 from, u64 now, bool miss)
+/*
+ * Charges the wait [from, now) (run-queue clock) of an SLO cgroup's task to the cgroups that ran
+ * on this CPU; wait_from tells the wait apart (charge).
+ */
+static void blame(struct cpu_runs *r, u64 slo_cgid, u64 from, u64 now, u64 wait_from, bool miss)
 {
 	u32 head = r->head, k;
 	u64 end = now;
@@ -224,11 +207,88 @@ static void blame(struct cpu_runs *r, u64 slo_cgid, u64 from, u64 now, bool miss
 		if (!start || end <= from)
 			break;
 		if (end > start)
-			charge(slo_cgid, run->cgid, end - (start > from ? start : from), from, miss);
+			charge(slo_cgid, run->cgid, end - (start > from ? start : from), wait_from,
+			       miss);
 		end = start;
 	}
 	if (end > from)
-		charge(slo_cgid, OFFENDER_UNSEEN, end - from, from, miss);
+		charge(slo_cgid, OFFENDER_UNSEEN, end - from, wait_from, miss);
+}
+
+/* ---- tasks ----------------------------------------------------------------------------- */
+
+/* task_struct.on_cpu is an int up to Linux 6.x and a u8 since. */
+struct task_struct___on_cpu_int {
+	int on_cpu;
+} __attribute__((preserve_access_index));
+
+/* p runs on a CPU, or is being switched out of one. */
+static __always_inline bool on_a_cpu(struct task_struct *p)
+{
+	if (bpf_core_field_size(p->on_cpu) == sizeof(int))
+		return ((struct task_struct___on_cpu_int *)p)->on_cpu != 0;
+	return p->on_cpu != 0;
+}
+
+/* Before Linux 5.14 the task's state was `long state`. */
+struct task_struct___pre_5_14 {
+	long state;
+} __attribute__((preserve_access_index));
+
+/* prev, switched out, stays on the run-queue: preempted, or it had not gone to sleep. */
+static __always_inline bool still_runnable(struct task_struct *prev, bool preempt)
+{
+	if (preempt)
+		return true;
+	if (bpf_core_field_exists(prev->__state))
+		return prev->__state == 0;
+	return ((struct task_struct___pre_5_14 *)prev)->state == 0;
+}
+
+/* A wait of p starts now, if p has an SLO and is not waiting already. */
+static __always_inline void wait_begins(struct task_struct *p)
+{
+	struct cgroup *cgrp = task_dfl_cgroup(p);
+	struct slo_found slo;
+	struct obs_task *t;
+
+	if (!cgroup_slo(cgrp, cgrp->kn->id, &slo))
+		return;
+	t = bpf_task_storage_get(&obs_task_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (t && !t->wait_from)
+		t->wait_from = bpf_ktime_get_ns();
+}
+
+/* next got the CPU at now (run-queue clock): its wait, if it has an SLO, is recorded and blamed. */
+static __always_inline void wait_ends(struct task_struct *next, struct cgroup *cgrp, u64 cgid,
+				      u64 now, struct cpu_runs *r)
+{
+	u64 from, ran_at, wait;
+	struct slo_found slo;
+	struct obs_task *t;
+
+	if (!cgroup_slo(cgrp, cgid, &slo))
+		return;
+	t = bpf_task_storage_get(&obs_task_stor, next, 0, 0);
+	if (!t || !t->wait_from)
+		return;
+	from = t->wait_from;
+	t->wait_from = 0;
+	ran_at = bpf_ktime_get_ns();
+	wait = ran_at - from;
+	{
+		struct wait_sample w = {
+			.slo_cgid = slo.cgid,
+			.budget_ns = slo.budget_ns,
+			.importance = slo.importance,
+			.wait_ns = wait,
+			.ran_at = ran_at,
+		};
+
+		record_wait(next, &w);
+	}
+	/* On the history's clock, the wait is the same stretch before now. */
+	blame(r, slo.cgid, now > wait ? now - wait : 0, now, from, wait > slo.budget_ns);
 }
 
 /* ---- tracepoints ------------------------------------------------------------------------ */
@@ -238,7 +298,7 @@ static __always_inline void on_wakeup(struct task_struct *p)
 	/* Woken before it got to sleep, still on its CPU: no wait. */
 	if (on_a_cpu(p))
 		return;
-	wait_begins(p, bpf_ktime_get_ns());
+	wait_begins(p);
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -256,51 +316,43 @@ int BPF_PROG(obs_wakeup_new, struct task_struct *p)
 }
 
 /*
- * next gets the CPU: its wait (if any) ends and is recorded and blamed; then the CPU's history
- * moves on to next's cgroup; prev, if still runnable, starts a new wait. The fourth argument
- * (prev_state, 5.18+) is not used, so older kernels attach too.
+ * next gets the CPU: its wait ends (recorded and blamed if it has an SLO), the CPU's history moves
+ * on to next's cgroup, and prev, if still runnable, starts a new wait. The fourth argument
+ * (prev_state, 5.18+) is not used, so older kernels attach too. The run-queue clock and CPU come
+ * from prev's cfs_rq: every task's points to the run-queue of its CPU, whatever its class.
  */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(obs_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	u64 now = bpf_ktime_get_ns();
+	struct rq *rq = prev->se.cfs_rq->rq;
+	u64 now = rq->clock, cgid = OFFENDER_IDLE;
+	u32 cpu = rq->cpu;
 	struct cpu_runs *r;
-	struct obs_task *t;
-	u32 zero = 0;
 
-	r = bpf_map_lookup_elem(&cpu_runs_map, &zero);
+	if (cpu >= OBSERVE_MAX_CPUS)
+		return 0;
+	r = &cpu_runs[cpu];
 	if (next->pid != 0) {
-		t = bpf_task_storage_get(&obs_task_stor, next, 0, 0);
-		if (t && t->wait_from) {
-			struct wait_sample w = {
-				.slo_cgid = t->slo_cgid,
-				.budget_ns = t->budget_ns,
-				.importance = t->importance,
-				.wait_ns = now - t->wait_from,
-				.ran_at = now,
-			};
+		struct cgroup *cgrp = task_dfl_cgroup(next);
 
-			record_wait(next, &w);
-			if (r)
-				blame(r, w.slo_cgid, t->wait_from, now, w.wait_ns > w.budget_ns);
-			t->wait_from = 0;
-		}
+		cgid = cgrp->kn->id;
+		wait_ends(next, cgrp, cgid, now, r);
 	}
-	if (r)
-		run_begins(r, task_cgid(next), now);
+	run_begins(r, cgid, now);
 	if (prev->pid != 0 && still_runnable(prev, preempt))
-		wait_begins(prev, now);
+		wait_begins(prev);
 	return 0;
 }
 
 /*
  * A cgroup of the unified hierarchy is removed: drop its SLO and stats here, as the scheduler does
- * in ops.cgroup_exit, so nothing leaks while no agent runs. (Its offenders entries age out of the
- * LRU map, and user space drops them with the SLO.)
+ * in ops.cgroup_exit, so nothing leaks while no agent runs, and free its cache slot. (Its
+ * offenders entries age out of the LRU map, and user space drops them with the SLO.)
  */
 SEC("tp_btf/cgroup_rmdir")
 int BPF_PROG(obs_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 {
+	struct slo_slot *slot;
 	u64 id;
 
 	/* The unified hierarchy is hierarchy 0; v1 hierarchies number their cgroups separately. */
@@ -309,5 +361,10 @@ int BPF_PROG(obs_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	id = cgrp->kn->id;
 	bpf_map_delete_elem(&slo_map, &id);
 	bpf_map_delete_elem(&stats_map, &id);
+	slot = &slo_cache[id & (SLO_CACHE_SLOTS - 1)];
+	if (slot->cgid == id) {
+		slot->gen = 0;
+		slot->cgid = 0;
+	}
 	return 0;
 }

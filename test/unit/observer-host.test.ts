@@ -13,6 +13,7 @@ import {
   defaultObserverPaths,
   ObserverSession,
   observerLinksPinned,
+  OBSERVER_PROGRAMS,
   observerStatus,
   OFFENDER_IDLE,
   OFFENDER_UNSEEN,
@@ -86,7 +87,7 @@ test(
       "obs_wakeup",
       "obs_wakeup_new",
     ]);
-    assert.equal(observerLinksPinned(paths.pinDir), 4);
+    assert.equal(observerLinksPinned(paths.pinDir), OBSERVER_PROGRAMS);
     const status = await observerStatus(paths);
     assert.equal(status.attached, true);
     assert.equal(status.mapsPinned, true);
@@ -142,9 +143,11 @@ test(
         `${p.stats.runs} runs for ${p.cyclictest.cycles} cycles`,
       );
       // The run-queue wait is part of the wake-up latency cyclictest measures (timer to running).
+      // Its main thread's waits are measured too but not by itself, so the bound is on the p99.
+      const p99 = histogramQuantileNs(p.stats.hist, 0.99);
       assert.ok(
-        p.stats.waitMaxNs <= p.cyclictest.maxUs * 1000 + 2_000_000,
-        `worst wait ${p.stats.waitMaxNs} ns, cyclictest's worst latency ${p.cyclictest.maxUs} us`,
+        p99 <= p.cyclictest.maxUs * 1000 + 1_000_000,
+        `p99 wait ${p99} ns, cyclictest's worst latency ${p.cyclictest.maxUs} us`,
       );
       assert.equal(p.stats.budgetNs, BUDGET_NS);
     }
