@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm image install peers clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full bench-observe vm image install peers clean
 
 all: build
 
@@ -92,6 +92,11 @@ bench-full: build
 ## peers: the sched-ext/scx schedulers the benchmark compares against (bench/peers/, cached)
 peers: setup
 	@./bench/peers/build.sh
+
+## bench-observe [REPS=10] [LABEL=x]: the observer's overhead on this host's own CPUs, not in the VM
+## (perf bench sched messaging/pipe, hackbench; bench/results/<date>-observe-overhead[-label]/)
+bench-observe: build
+	node dist/bench/observe-overhead.js $(if $(REPS),--reps $(REPS)) $(if $(LABEL),--label $(LABEL))
 
 ## vm CMD='...': run one command inside the sched_ext VM
 vm: build
