@@ -1,6 +1,6 @@
 // Shell entry to the VM harness:
 //   node dist/vm/cli.js [--cpus N] [--memory MiB] [--timeout SECONDS] [--out DIR] [--quiet]
-//                       [--kernel-arg WORD ...] -- COMMAND...
+//                       [--kernel-arg WORD ...] [--kernel-dir DIR] -- COMMAND...
 // Prints the guest's console as it runs, then exits with the command's exit status.
 import { parseArgs } from "node:util";
 import { runInVm, VmError } from "./harness.js";
@@ -15,6 +15,8 @@ const { values, positionals } = parseArgs({
     quiet: { type: "boolean", default: false },
     /** Extra kernel command-line words, e.g. loglevel=7 to see warnings `quiet` hides. */
     "kernel-arg": { type: "string", multiple: true, default: [] },
+    /** Boot another kernel folder (vm/fetch-lts-kernel.sh prints one) instead of the cached one. */
+    "kernel-dir": { type: "string" },
   },
 });
 if (positionals.length === 0) {
@@ -31,6 +33,7 @@ try {
     timeoutMs: Number(values.timeout) * 1000,
     outDir: values.out,
     kernelArgs: values["kernel-arg"],
+    kernelDir: values["kernel-dir"],
     onOutput: values.quiet ? undefined : (chunk) => process.stdout.write(chunk),
   });
   if (values.quiet) process.stdout.write(result.output);

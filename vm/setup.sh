@@ -38,7 +38,10 @@ cache_present() {
     [ -s "$KDIR/$ver/vmlinux.h" ]
 }
 
-if host_tools_present && cache_present && [ -f "$STAMP" ]; then
+# Debian bookworm's own 6.1 kernel, on which the observer (bpf/observe.bpf.c) is tested.
+lts_present() { compgen -G "${SCX_SLO_CACHE_ROOT:-/var/cache/scx-slo}/kernels/6.1.0-*-amd64/modules/virtio_pci.ko" >/dev/null; }
+
+if host_tools_present && cache_present && lts_present && [ -f "$STAMP" ]; then
   say "everything present (kernel $(cat "$KDIR/current")); nothing to do"
   exit 0
 fi
@@ -94,5 +97,6 @@ mkdir -p "$KDIR"
 if ! cache_present; then
   "$ROOT/vm/fetch-kernel.sh"
 fi
+lts_present || "$ROOT/vm/fetch-lts-kernel.sh" 6.1 >/dev/null
 touch "$STAMP"
 say "done: kernel $(cat "$KDIR/current")"
