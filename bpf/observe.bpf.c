@@ -217,7 +217,7 @@ static void blame(struct cpu_runs *r, u64 slo_cgid, u64 from, u64 now, u64 wait_
 
 /* ---- tasks ----------------------------------------------------------------------------- */
 
-/* task_struct.on_cpu is an int up to Linux 6.x and a u8 since. */
+/* task_struct.on_cpu is an int on Linux 6.x and a u8 on 7.3. */
 struct task_struct___on_cpu_int {
 	int on_cpu;
 } __attribute__((preserve_access_index));
