@@ -46,6 +46,13 @@ $(BUILD)/observe.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
 	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -I$(KERNEL_DIR) -Ibpf \
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
 
+## the observer with every program returning at once: the benchmark's baseline (bench-observe)
+bpf: $(BUILD)/observe_baseline.bpf.o
+$(BUILD)/observe_baseline.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
+	@mkdir -p $(BUILD)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DOBSERVE_BASELINE -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
 native: $(BUILD)/scx-slo-loader
 $(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/observe.c native/common.h bpf/scx_slo.h | setup

@@ -6,15 +6,19 @@
 //       [--label L] [--out DIR]
 //
 // Arms, rotated within each repetition so no arm always runs first:
-//   off     no observer
-//   on      observer attached, the benchmark in no SLO cgroup: what every context switch and
-//           wake-up of a node pays
-//   on-slo  observer attached, the benchmark inside an SLO cgroup: every one of its waits is
-//           measured and charged to the cgroups that ran meanwhile (the observer's worst case)
+//   off       no observer
+//   baseline  the observer's programs attached but returning at once
+//             (build/observe_baseline.bpf.o): what any program on these tracepoints costs
+//   on        observer attached, the benchmark in no SLO cgroup: what every context switch and
+//             wake-up of a node pays
+//   on-slo    observer attached, the benchmark inside an SLO cgroup: every one of its waits is
+//             measured and charged to the cgroups that ran meanwhile (the observer's worst case)
+// Each record has the benchmark's own elapsed time and the CPU time its cgroup used (cpu.stat):
+// on a shared machine the CPU time moves less with other tenants' load than the elapsed time.
 // Timing runs with kernel.bpf_stats_enabled as found (normally 0: statistics cost two clock
 // reads per program run); a last pass turns it on and reads run_time_ns / run_cnt of each
-// program for ns per event, then restores it. Needs root, perf (linux-perf), hackbench
-// (rt-tests), bpftool and `make build`.
+// program for ns per event (the baseline's runs give what the statistics add), then restores
+// it. Needs root, perf (linux-perf), hackbench (rt-tests), bpftool and `make build`.
 //
 // Writes results.json, summary.md, raw/ (every benchmark's own output) and a NOTES.md stub to
 // bench/results/<date>-observe-overhead[-label]/. Run it on an otherwise idle machine: the
@@ -67,11 +71,13 @@ const WORKLOADS: readonly Workload[] = [
   },
 ];
 
-const ARMS = ["off", "on", "on-slo"] as const;
+const ARMS = ["off", "baseline", "on", "on-slo"] as const;
 type Arm = (typeof ARMS)[number];
 
 const PIN_DIR = "/sys/fs/bpf/scx_slo_observe_bench";
-const SLO_CGROUP = "scx-slo-observe-bench";
+const BASELINE_PIN_DIR = "/sys/fs/bpf/scx_slo_observe_bench_baseline";
+/** The benchmarks run in one of two cgroups: the SLO one (on-slo) or the plain one. */
+const CGROUPS = { slo: "scx-slo-observe-bench-slo", plain: "scx-slo-observe-bench" };
 const BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled";
 
 export interface OverheadRecord {
@@ -79,6 +85,8 @@ export interface OverheadRecord {
   workload: string;
   rep: number;
   seconds: number;
+  /** CPU time the benchmark's cgroup used while it ran. */
+  cpu_s: number;
 }
 
 export interface ProgStats {
@@ -96,6 +104,7 @@ function sh(argv: readonly string[], opts: { cgroupProcs?: string } = {}): strin
         encoding: "utf8",
       })
     : spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+  if (r.error) throw r.error;
   if (r.status !== 0) {
     throw new Error(`${argv.join(" ")} failed (${r.status}): ${(r.stderr || r.stdout).trim()}`);
   }
@@ -111,6 +120,13 @@ interface BpfProg {
 
 function bpfProgs(): BpfProg[] {
   return JSON.parse(sh(["bpftool", "prog", "show", "--json"])) as BpfProg[];
+}
+
+/** usage_usec of a cgroup v2 folder's cpu.stat (present without the cpu controller too). */
+function cpuUsageUs(dir: string): number {
+  const m = /^usage_usec (\d+)$/m.exec(readFileSync(path.join(dir, "cpu.stat"), "utf8"));
+  if (!m) throw new Error(`no usage_usec in ${dir}/cpu.stat`);
+  return Number(m[1]);
 }
 
 function machineLine(): string {
@@ -134,7 +150,14 @@ async function main(): Promise<void> {
   }
   if (process.getuid?.() !== 0) throw new Error("needs root (BPF, cgroups)");
   const paths = { ...defaultObserverPaths(), pinDir: PIN_DIR };
-  if (!existsSync(paths.object)) throw new Error(`${paths.object} is missing: run \`make build\``);
+  const baseline = {
+    ...paths,
+    object: path.join(path.dirname(paths.object), "observe_baseline.bpf.o"),
+    pinDir: BASELINE_PIN_DIR,
+  };
+  for (const o of [paths.object, baseline.object]) {
+    if (!existsSync(o)) throw new Error(`${o} is missing: run \`make build\``);
+  }
 
   const started = new Date();
   const label = values.label ? `observe-overhead-${values.label}` : "observe-overhead";
@@ -145,33 +168,43 @@ async function main(): Promise<void> {
 
   ensureBpffs();
   await stopObserver(paths, true);
-  const cgDir = path.join(cgroup2Root(), SLO_CGROUP);
-  if (!existsSync(cgDir)) mkdirSync(cgDir);
-  const cgProcs = path.join(cgDir, "cgroup.procs");
-  const sloId = statSync(cgDir, { bigint: true }).ino;
+  await stopObserver(baseline, true);
+  const cgDirs = {
+    slo: path.join(cgroup2Root(), CGROUPS.slo),
+    plain: path.join(cgroup2Root(), CGROUPS.plain),
+  };
+  for (const d of Object.values(cgDirs)) if (!existsSync(d)) mkdirSync(d);
+  const sloId = statSync(cgDirs.slo, { bigint: true }).ino;
   const statsBefore = readFileSync(BPF_STATS, "utf8").trim();
   const loadStart = loadavg();
   const records: OverheadRecord[] = [];
   const progStats: ProgStats[] = [];
 
-  let attached = false;
+  // What is attached now: nothing, the baseline or the observer (on and on-slo share it).
+  let attached: "none" | "baseline" | "observer" = "none";
   const setArm = async (arm: Arm) => {
-    const want = arm !== "off";
-    if (want && !attached) {
+    const want = arm === "off" ? "none" : arm === "baseline" ? "baseline" : "observer";
+    if (want === attached) return;
+    if (attached === "observer") await stopObserver(paths);
+    if (attached === "baseline") await stopObserver(baseline);
+    if (want === "baseline") await startObserver(baseline);
+    if (want === "observer") {
       await startObserver(paths);
       const s = new ObserverSession(paths);
       await s.set([{ cgroupId: sloId, budgetNs: 100e6, importance: 50 }]);
       await s.close();
     }
-    if (!want && attached) await stopObserver(paths);
     attached = want;
   };
-  const run = (w: Workload, arm: Arm, tag: string): number => {
-    const out = sh(w.argv, arm === "on-slo" ? { cgroupProcs: cgProcs } : {});
+  const run = (w: Workload, arm: Arm, tag: string): { seconds: number; cpu_s: number } => {
+    const dir = arm === "on-slo" ? cgDirs.slo : cgDirs.plain;
+    const before = cpuUsageUs(dir);
+    const out = sh(w.argv, { cgroupProcs: path.join(dir, "cgroup.procs") });
+    const cpu_s = (cpuUsageUs(dir) - before) / 1e6;
     writeFileSync(path.join(rawDir, `${tag}-${w.name}-${arm}.txt`), out);
     const seconds = w.parse(out);
     if (seconds === null) throw new Error(`no time in ${w.name}'s output:\n${out}`);
-    return seconds;
+    return { seconds, cpu_s };
   };
 
   try {
@@ -180,33 +213,32 @@ async function main(): Promise<void> {
         const order = ARMS.map((_, i) => ARMS[(i + rep) % ARMS.length]!);
         for (const arm of order) {
           await setArm(arm);
-          const seconds = run(w, arm, `rep${rep}`);
-          records.push({ arm, workload: w.name, rep, seconds });
-          process.stdout.write(`rep ${rep} ${w.name} ${arm}: ${seconds.toFixed(3)} s\n`);
+          const { seconds, cpu_s } = run(w, arm, `rep${rep}`);
+          records.push({ arm, workload: w.name, rep, seconds, cpu_s });
+          process.stdout.write(
+            `rep ${rep} ${w.name} ${arm}: ${seconds.toFixed(3)} s, cpu ${cpu_s.toFixed(3)} s\n`,
+          );
         }
       }
     }
-    // ns per event: statistics on, each workload once per observed arm.
-    await setArm("on");
-    const ours = new Set(
-      bpfProgs()
-        .filter((p) => p.name?.startsWith("obs_"))
-        .map((p) => p.id),
-    );
+    // ns per event: statistics on, each workload once per attached arm. The baseline's programs
+    // do nothing, so their figure is what the statistics themselves add to every run.
+    const others = new Set(bpfProgs().map((p) => p.id));
     writeFileSync(BPF_STATS, "1");
-    for (const w of workloads) {
-      for (const arm of ["on", "on-slo"] as const) {
+    for (const arm of ["baseline", "on", "on-slo"] as const) {
+      await setArm(arm);
+      for (const w of workloads) {
         const before = new Map(bpfProgs().map((p) => [p.id, p]));
         run(w, arm, "bpf-stats");
         for (const p of bpfProgs()) {
           const b = before.get(p.id);
-          if (!ours.has(p.id) || !b) continue;
+          if (others.has(p.id) || !p.name?.startsWith("obs_") || !b) continue;
           const runCnt = (p.run_cnt ?? 0) - (b.run_cnt ?? 0);
           const runTimeNs = (p.run_time_ns ?? 0) - (b.run_time_ns ?? 0);
           progStats.push({
             workload: w.name,
             arm,
-            prog: p.name ?? String(p.id),
+            prog: p.name,
             runCnt,
             runTimeNs,
             nsPerRun: runCnt ? runTimeNs / runCnt : 0,
@@ -217,26 +249,33 @@ async function main(): Promise<void> {
   } finally {
     writeFileSync(BPF_STATS, statsBefore);
     await stopObserver(paths, true).catch(() => {});
-    try {
-      rmdirSync(cgDir);
-    } catch {
-      // a benchmark process still exiting: left for the next run
+    await stopObserver(baseline, true).catch(() => {});
+    for (const d of Object.values(cgDirs)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // a benchmark process still exiting: left for the next run
+      }
     }
   }
 
   const summary = workloads.map((w) => {
-    const secs = (arm: Arm) =>
-      records.filter((r) => r.workload === w.name && r.arm === arm).map((r) => r.seconds);
-    const off = median(secs("off"));
-    const on = median(secs("on"));
-    const onSlo = median(secs("on-slo"));
+    const med = (arm: Arm, field: "seconds" | "cpu_s") =>
+      median(records.filter((r) => r.workload === w.name && r.arm === arm).map((r) => r[field]));
+    const arms = Object.fromEntries(
+      ARMS.map((arm) => [arm, { median_s: med(arm, "seconds"), median_cpu_s: med(arm, "cpu_s") }]),
+    ) as Record<Arm, { median_s: number; median_cpu_s: number }>;
+    const pct = (arm: Arm, field: "median_s" | "median_cpu_s") =>
+      (arms[arm][field] / arms.off[field] - 1) * 100;
     return {
       workload: w.name,
-      off_median_s: off,
-      on_median_s: on,
-      on_slo_median_s: onSlo,
-      on_overhead_pct: (on / off - 1) * 100,
-      on_slo_overhead_pct: (onSlo / off - 1) * 100,
+      arms,
+      overhead_pct: Object.fromEntries(
+        ARMS.filter((a) => a !== "off").map((arm) => [
+          arm,
+          { elapsed: pct(arm, "median_s"), cpu: pct(arm, "median_cpu_s") },
+        ]),
+      ),
     };
   });
   const results = {
@@ -262,15 +301,21 @@ async function main(): Promise<void> {
       `${loadStart.map((l) => l.toFixed(2)).join(" ")}, at the end ` +
       `${results.loadavg_end.map((l) => l.toFixed(2)).join(" ")}.`,
     "",
-    "| workload | off (median s) | on | on-slo | on vs off | on-slo vs off |",
-    "| --- | --- | --- | --- | --- | --- |",
-    ...summary.map(
-      (s) =>
-        `| ${s.workload} | ${s.off_median_s.toFixed(3)} | ${s.on_median_s.toFixed(3)} | ` +
-        `${s.on_slo_median_s.toFixed(3)} | ${pct(s.on_overhead_pct)} | ${pct(s.on_slo_overhead_pct)} |`,
-    ),
+    "Medians; each arm against off, by the benchmark's elapsed time and by its cgroup's CPU time:",
     "",
-    "ns per program run (kernel.bpf_stats_enabled=1, one run of each workload):",
+    "| workload | off s (cpu s) | baseline | on | on-slo |",
+    "| --- | --- | --- | --- | --- |",
+    ...summary.map((s) => {
+      const cell = (arm: Exclude<Arm, "off">) =>
+        `${pct(s.overhead_pct[arm]!.elapsed)} (cpu ${pct(s.overhead_pct[arm]!.cpu)})`;
+      return (
+        `| ${s.workload} | ${s.arms.off.median_s.toFixed(3)} (${s.arms.off.median_cpu_s.toFixed(3)}) | ` +
+        `${cell("baseline")} | ${cell("on")} | ${cell("on-slo")} |`
+      );
+    }),
+    "",
+    "ns per program run (kernel.bpf_stats_enabled=1, one run of each workload; the baseline's",
+    "programs return at once, so their figure is the statistics' own share of every other):",
     "",
     "| workload | arm | program | runs | ns/run |",
     "| --- | --- | --- | --- | --- |",
@@ -291,7 +336,8 @@ async function main(): Promise<void> {
         "",
         "- Code: (commit)",
         "- Machine and conditions: (idle? other load? frequency scaling?)",
-        "- What the figures show and do not show: (the goal is under 3% on every benchmark for `on`)",
+        "- What the figures show and do not show: (the goal is under 3% on every benchmark for `on`;",
+        "  `baseline` is what any program on these tracepoints costs, `on` minus it the observer's own)",
         "",
       ].join("\n"),
     );
