@@ -116,7 +116,9 @@ test("loads and measures on 6.1 (Debian bookworm's kernel, no sched_ext)", async
  *   - worst wait within 10% + 200 us: it is one event, which either side may cut differently (the
  *     scheduler restarts a wait when the kernel requeues a waiting task to change its properties,
  *     which calls ops.runnable again);
- *   - mean: the scheduler's at least the observer's less 20 us, at most 150 us more;
+ *   - mean: the scheduler's at least the observer's less 20 us, at most 150 us or 10% more,
+ *     whichever is larger (the enqueue path is emulated too, and lengthens with the waits when the
+ *     host is busy);
  *   - p50, p90, p99 (a bucket's upper bound; neighbouring bounds differ by 25% at most): the
  *     observer's at most one bucket above the scheduler's, and at least one bucket below it less
  *     150 us (the enqueue path, as for the mean).
@@ -143,7 +145,10 @@ test("beside scx_slo: the observer's waits of one cgroup agree with the schedule
     `worst ${o.waitMaxNs} vs ${k.waitMaxNs} ns`,
   );
   const gap = mean(k) - mean(o);
-  assert.ok(gap >= -20_000 && gap <= 150_000, `mean ${mean(o)} vs ${mean(k)} ns`);
+  assert.ok(
+    gap >= -20_000 && gap <= Math.max(150_000, 0.1 * mean(k)),
+    `mean ${mean(o)} vs ${mean(k)} ns`,
+  );
   const [oq, kq] = [quant(o), quant(k)];
   qs.forEach((x, i) => {
     assert.ok(
