@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full vm image install peers clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full bench-observe vm image install peers clean
 
 all: build
 
@@ -37,12 +37,28 @@ $(BUILD)/scx_slo_test.bpf.o: bpf/scx_slo.bpf.c $(BPF_HEADERS) | setup
 	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DSCX_SLO_TEST_HOOKS -I$(KERNEL_DIR) -Ibpf \
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
 
+## the observer (kernels without sched_ext): tracing programs, CO-RE. The same vmlinux.h as the
+## scheduler, from the cached kernel's BTF: the build does not depend on the build host's kernel
+## (which may have no BTF at all), and CO-RE relocates every field to the running kernel at load.
+bpf: $(BUILD)/observe.bpf.o
+$(BUILD)/observe.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
+	@mkdir -p $(BUILD)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+
+## the observer with every program returning at once: the benchmark's baseline (bench-observe)
+bpf: $(BUILD)/observe_baseline.bpf.o
+$(BUILD)/observe_baseline.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
+	@mkdir -p $(BUILD)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DOBSERVE_BASELINE -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
 native: $(BUILD)/scx-slo-loader
-$(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/common.h bpf/scx_slo.h | setup
+$(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/observe.c native/common.h bpf/scx_slo.h | setup
 	@mkdir -p $(BUILD)
 	gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
-		-o $@ native/loader.c native/common.c native/serve.c native/abi.c -lbpf -lelf -lz
+		-o $@ native/loader.c native/common.c native/serve.c native/abi.c native/observe.c -lbpf -lelf -lz
 
 build: setup deps bpf native ts
 
@@ -83,6 +99,11 @@ bench-full: build
 ## peers: the sched-ext/scx schedulers the benchmark compares against (bench/peers/, cached)
 peers: setup
 	@./bench/peers/build.sh
+
+## bench-observe [REPS=10] [LABEL=x]: the observer's overhead on this host's own CPUs, not in the VM
+## (perf bench sched messaging/pipe, hackbench; bench/results/<date>-observe-overhead[-label]/)
+bench-observe: build
+	node dist/bench/observe-overhead.js $(if $(REPS),--reps $(REPS)) $(if $(LABEL),--label $(LABEL))
 
 ## vm CMD='...': run one command inside the sched_ext VM
 vm: build

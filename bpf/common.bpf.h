@@ -42,11 +42,23 @@ static __always_inline void stat_inc(enum slo_counter idx)
 
 /* ---- cgroups -------------------------------------------------------------------------- */
 
+/* Before Linux 6.1 a cgroup kept its ancestors' ids rather than pointers to them. */
+struct cgroup___pre_6_1 {
+	u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+
 /* The id of cgrp's ancestor at level (cgrp itself at its own level), 0 if there is none. */
 static __always_inline u64 cgroup_ancestor_id(struct cgroup *cgrp, int level)
 {
 	struct cgroup *anc = NULL;
 
+	if (!bpf_core_field_exists(cgrp->ancestors)) {
+		struct cgroup___pre_6_1 *old = (void *)cgrp;
+		u64 id = 0;
+
+		bpf_probe_read_kernel(&id, sizeof(id), &old->ancestor_ids[level]);
+		return id;
+	}
 	bpf_probe_read_kernel(&anc, sizeof(anc), &cgrp->ancestors[level]);
 	return anc ? BPF_CORE_READ(anc, kn, id) : 0;
 }

@@ -78,6 +78,7 @@
  *    4 hogs share the other, as the fair class would divide two cgroups of equal weight.
  */
 #include "sched.bpf.h"
+#include "slo_lookup.bpf.h"
 #include "measure.bpf.h"
 #include "cpu_max.bpf.h"
 #include "cgroup_share.bpf.h"
@@ -93,24 +94,6 @@ const volatile u64 test_stall_cgid;
 #endif
 
 /* ---- maps ------------------------------------------------------------------------------ */
-
-/* Pinned: the SLOs user space wrote (key: u64 cgroup id, the cgroup directory's inode). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SLO_MAP_MAX_ENTRIES);
-	__type(key, u64);
-	__type(value, struct slo_cfg);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} slo_map SEC(".maps");
-
-/* Pinned: control.gen, bumped by user space after every SLO change. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct slo_control);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} control_map SEC(".maps");
 
 /* Pinned: why the scheduler last stopped, readable after it is gone. */
 struct {
@@ -141,31 +124,15 @@ static void emit_sched_event(u32 kind, s64 exit_kind)
 	bpf_ringbuf_submit(ev, 0);
 }
 
-static __always_inline struct slo_control *control(void)
-{
-	u32 zero = 0;
-
-	return bpf_map_lookup_elem(&control_map, &zero);
-}
-
 /* ---- SLO lookup ------------------------------------------------------------------------ */
 
-/*
- * Resolve the task's SLO: its own cgroup first, then each ancestor up to the root's children.
- * The task's cgroup on the unified hierarchy is used (not the cpu controller's), so an SLO on a
- * leaf cgroup works whether or not the cpu controller is enabled down to it.
- */
+/* Resolve the task's SLO (slo_lookup.bpf.h), unless the cached one is current. */
 static void resolve_slo(struct task_struct *p, struct task_ctx *tctx)
 {
-	/*
-	 * Plain loads, not BPF_CORE_READ: this runs on every wake-up, and the verifier turns them
-	 * into guarded loads where BPF_CORE_READ makes a helper call per pointer.
-	 */
-	struct cgroup *cgrp = p->cgroups->dfl_cgrp;
-	struct slo_control *ctl = control();
+	struct cgroup *cgrp = task_dfl_cgroup(p);
+	struct slo_found found;
 	u64 cgid = cgrp->kn->id;
-	u64 gen = ctl ? ctl->gen : 0;
-	int level, i;
+	u64 gen = slo_gen();
 
 	if (tctx->own_cgid == cgid && tctx->gen == gen && tctx->budget_ns)
 		return;
@@ -177,26 +144,11 @@ static void resolve_slo(struct task_struct *p, struct task_ctx *tctx)
 	tctx->slo_cgid = 0;
 	tctx->budget_ns = default_budget_ns;
 	tctx->importance = default_importance;
-
-	level = BPF_CORE_READ(cgrp, level);
-	bpf_for(i, 0, SLO_MAX_CGROUP_DEPTH) {
-		struct slo_cfg *cfg;
-		u64 id;
-
-		if (level - i < 1)
-			break;
-		id = cgroup_ancestor_id(cgrp, level - i);
-		if (!id)
-			break;
-		cfg = bpf_map_lookup_elem(&slo_map, &id);
-		if (!cfg)
-			continue;
+	if (slo_lookup(cgrp, &found)) {
 		tctx->has_slo = 1;
-		tctx->slo_cgid = id;
-		/* Clamped here too: the map is writable by anyone holding its pin. */
-		tctx->budget_ns = policy_clamp_budget(cfg->budget_ns);
-		tctx->importance = policy_clamp_importance(cfg->importance);
-		break;
+		tctx->slo_cgid = found.cgid;
+		tctx->budget_ns = found.budget_ns;
+		tctx->importance = found.importance;
 	}
 }
 

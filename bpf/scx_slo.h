@@ -127,4 +127,29 @@ struct slo_exit {
 	char msg[EXIT_MSG_LEN];
 };
 
+/*
+ * The observer (bpf/observe.bpf.c), for kernels without sched_ext: the same SLO map, stats and
+ * ring buffer as the scheduler, plus who held the CPU while an SLO cgroup's task waited. Key of
+ * the pinned offenders map: the SLO cgroup that waited and the cgroup that ran meanwhile.
+ */
+struct offender_key {
+	__u64 slo_cgid;
+	__u64 cgid;           /* the cgroup that held the CPU, or OFFENDER_IDLE / OFFENDER_UNSEEN */
+};
+
+struct offender_stats {
+	__u64 waits;          /* waits of the SLO cgroup during which this cgroup held the CPU */
+	__u64 wait_ns;        /* CPU time it held inside those waits */
+	__u64 misses;         /* of those waits, the ones longer than the budget */
+	__u64 miss_ns;        /* CPU time it held inside the missed waits */
+	__u64 last_wait_ns;   /* start of the last wait it was charged for (bpf_ktime_get_ns) */
+};
+
+/* The CPU ran its idle task: the wake-up itself, or the task waited on another CPU's queue. */
+#define OFFENDER_IDLE 0ULL
+/* Before the oldest run the CPU's history keeps (OBSERVE_RUN_HISTORY runs of distinct cgroups). */
+#define OFFENDER_UNSEEN 0xffffffffffffffffULL
+#define OBSERVE_RUN_HISTORY 8
+#define OFFENDERS_MAX_ENTRIES 16384
+
 #endif /* SCX_SLO_H */

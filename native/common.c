@@ -113,8 +113,9 @@ int open_pinned_maps(const char *pin_dir, struct pinned_maps *m)
 	m->counters = open_pinned_map(pin_dir, "counters_map");
 	m->exit = open_pinned_map(pin_dir, "exit_map");
 	m->events = open_pinned_map(pin_dir, "miss_events");
-	if (m->slo < 0 || m->stats < 0 || m->control < 0 || m->counters < 0 || m->exit < 0 ||
-	    m->events < 0) {
+	m->offenders = open_pinned_map(pin_dir, "offenders");
+	if (m->slo < 0 || m->stats < 0 || m->control < 0 || m->counters < 0 || m->events < 0 ||
+	    (m->exit < 0 && m->offenders < 0)) {
 		close_pinned_maps(m);
 		return -1;
 	}
@@ -123,7 +124,8 @@ int open_pinned_maps(const char *pin_dir, struct pinned_maps *m)
 
 void close_pinned_maps(struct pinned_maps *m)
 {
-	int *fds[] = { &m->slo, &m->stats, &m->control, &m->counters, &m->exit, &m->events };
+	int *fds[] = { &m->slo,	 &m->stats,  &m->control,  &m->counters,
+		       &m->exit, &m->events, &m->offenders };
 	size_t i;
 
 	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
@@ -196,6 +198,7 @@ void write_status_fields(FILE *f, const char *pin_dir, const struct pinned_maps 
 		!strcmp(ops, SCX_SLO_NAME) ? "true" : "false",
 		pin_exists(pin_dir, "link") ? "true" : "false", m && m->slo >= 0 ? "true" : "false",
 		seq[0] ? seq : "0");
+	fprintf(f, ",\"observer_links\":%d", observer_links_pinned(pin_dir));
 	if (m && m->control >= 0) {
 		struct slo_control ctl = {};
 

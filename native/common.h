@@ -13,6 +13,9 @@
 #include "../bpf/scx_slo.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/scx_slo"
+#define DEFAULT_OBSERVE_PIN_DIR "/sys/fs/bpf/scx_slo_observe"
+/* The observer's links are pinned as link_<program> (observe.c). */
+#define OBSERVE_LINK_PREFIX "link_"
 #define NSEC_PER_MSEC 1000000ULL
 #define SCX_SYSFS "/sys/kernel/sched_ext"
 
@@ -27,10 +30,14 @@ int ensure_dir(const char *dir);
 int open_pinned_map(const char *pin_dir, const char *name);
 void json_string(FILE *f, const char *s);
 
-/* The pinned maps user space works with; fds are -1 until opened. */
+/*
+ * The pinned maps user space works with; fds are -1 until opened. exit_map is the scheduler's
+ * only and offenders the observer's only: either may be missing.
+ */
 struct pinned_maps {
-	int slo, stats, control, counters, exit, events;
+	int slo, stats, control, counters, exit, events, offenders;
 };
+#define PINNED_MAPS_INIT { -1, -1, -1, -1, -1, -1, -1 }
 int open_pinned_maps(const char *pin_dir, struct pinned_maps *m);
 void close_pinned_maps(struct pinned_maps *m);
 int nr_possible_cpus(void);
@@ -45,8 +52,15 @@ struct counter_desc {
 extern const struct counter_desc slo_counter_desc[NR_SLO_COUNTERS];
 void write_counters(FILE *f, int counters_fd);
 
+/* libbpf's messages (the verifier log among them), kept to be shown when loading fails. */
+void keep_libbpf_log(void);
+const char *kept_libbpf_log(void);
+
 int cmd_abi(void);
 int cmd_status(const char *pin_dir);
 int cmd_serve(const char *pin_dir);
+int observer_links_pinned(const char *pin_dir);
+int cmd_observe(const char *pin_dir, const char *obj_path, const char *slo_pin_dir);
+int cmd_unobserve(const char *pin_dir, int purge);
 
 #endif

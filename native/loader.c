@@ -10,6 +10,10 @@
  *   status [--pin-dir D]                one JSON line: attached? whose? last exit reason
  *   serve  [--pin-dir D]                JSON-lines service for the agent (see serve.c)
  *   abi                                 one JSON line: the constants shared with user space
+ *   observe [--pin-dir D] [--obj F] [--slo-pin-dir S]
+ *                                       kernels without sched_ext (or beside scx_slo): load the
+ *                                       observer, attach and pin its tracing programs (observe.c)
+ *   unobserve [--pin-dir D] [--purge]   unpin them (also `observe --stop`)
  *
  * The link and maps are pinned under /sys/fs/bpf/scx_slo so the scheduler keeps running when
  * this process, or the agent that started it, dies. Maps are reused across loads, so SLOs and
@@ -45,6 +49,17 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 			verifier_log_len = sizeof(verifier_log) - 1;
 	}
 	return 0;
+}
+
+void keep_libbpf_log(void)
+{
+	verifier_log_len = 0;
+	libbpf_set_print(libbpf_print);
+}
+
+const char *kept_libbpf_log(void)
+{
+	return verifier_log_len ? verifier_log : "(no log)\n";
 }
 
 /* Write a .rodata variable of the object before load (no skeleton: see README, native/). */
@@ -461,39 +476,43 @@ static int cmd_unload(const char *pin_dir, int purge)
 	return 0;
 }
 
-/* The object is built next to this binary (build/), wherever the checkout is. */
-static void default_object_path(char *buf, size_t size)
+/* The objects are built next to this binary (build/), wherever the checkout is. */
+static void default_object_path(char *buf, size_t size, const char *name)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	char *slash;
 
 	if (n <= 0) {
-		snprintf(buf, size, "scx_slo.bpf.o");
+		snprintf(buf, size, "%s", name);
 		return;
 	}
 	exe[n] = 0;
 	slash = strrchr(exe, '/');
 	if (slash)
 		*slash = 0;
-	snprintf(buf, size, "%s/scx_slo.bpf.o", exe);
+	snprintf(buf, size, "%s/%s", exe, name);
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: scx-slo-loader load|standby|unload|status|serve|abi [options]\n"
-		"  --pin-dir DIR            bpffs folder for pins (default %s)\n"
-		"  --obj FILE               BPF object (load, standby; default: beside this binary)\n"
+		"usage: scx-slo-loader load|standby|unload|status|serve|abi|observe|unobserve [options]\n"
+		"  --pin-dir DIR            bpffs folder for pins (default %s;\n"
+		"                           observe, unobserve: %s)\n"
+		"  --obj FILE               BPF object (load, standby, observe; default: beside this binary)\n"
+		"  --slo-pin-dir DIR        observe: read the SLOs pinned there (the scheduler's) instead\n"
+		"                           of the observer's own\n"
+		"  --stop                   observe: stop observing (the same as unobserve)\n"
 		"  --default-budget-ms N    budget for tasks without an SLO (load; default 100)\n"
 		"  --default-importance N   importance for tasks without an SLO (load; default 50)\n"
 		"  --max-slice-us N         longest time slice (load; default 5000)\n"
-		"  --purge                  unload: also remove the pinned maps\n"
+		"  --purge                  unload, unobserve: also remove the pinned maps\n"
 		"  --test-stall-cgroup ID   load, test build only: never dispatch that cgroup\n"
 		"  --no-enforce-cpu-max     load: leave cpu.max unenforced (the kernel does not enforce it\n"
 		"                           while a sched_ext scheduler is attached)\n"
 		"  -v                       verbose libbpf output\n",
-		DEFAULT_PIN_DIR);
+		DEFAULT_PIN_DIR, DEFAULT_OBSERVE_PIN_DIR);
 }
 
 int main(int argc, char **argv)
@@ -507,9 +526,11 @@ int main(int argc, char **argv)
 		{ "purge", no_argument, NULL, 'P' },
 		{ "test-stall-cgroup", required_argument, NULL, 'T' },
 		{ "no-enforce-cpu-max", no_argument, NULL, 'N' },
+		{ "slo-pin-dir", required_argument, NULL, 'L' },
+		{ "stop", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static char default_obj[PATH_MAX];
+	static char default_obj[PATH_MAX], observe_obj[PATH_MAX];
 	struct load_opts lo = {
 		.obj_path = default_obj,
 		.default_budget_ns = 100 * NSEC_PER_MSEC,
@@ -517,11 +538,12 @@ int main(int argc, char **argv)
 		.max_slice_ns = 5000ULL * 1000,
 		.enforce_cpu_max = true,
 	};
-	const char *pin_dir = DEFAULT_PIN_DIR, *cmd;
-	int purge = 0, c;
+	const char *pin_dir = NULL, *cmd, *slo_pin_dir = NULL, *obj = NULL;
+	int purge = 0, stop = 0, c;
 	__u64 v;
 
-	default_object_path(default_obj, sizeof(default_obj));
+	default_object_path(default_obj, sizeof(default_obj), "scx_slo.bpf.o");
+	default_object_path(observe_obj, sizeof(observe_obj), "observe.bpf.o");
 	if (argc < 2) {
 		usage();
 		return 2;
@@ -531,7 +553,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p': pin_dir = optarg; break;
-		case 'o': lo.obj_path = optarg; break;
+		case 'o': obj = optarg; break;
 		case 'b':
 			if (parse_u64(optarg, &v) || v < SLO_BUDGET_MIN_NS / NSEC_PER_MSEC ||
 			    v > SLO_BUDGET_MAX_NS / NSEC_PER_MSEC)
@@ -559,10 +581,23 @@ int main(int argc, char **argv)
 		case 'N':
 			lo.enforce_cpu_max = false;
 			break;
+		case 'L': slo_pin_dir = optarg; break;
+		case 'S': stop = 1; break;
 		case 'v': verbose = 1; break;
 		default: usage(); return 2;
 		}
 	}
+	if (!strcmp(cmd, "observe") || !strcmp(cmd, "unobserve")) {
+		if (!pin_dir)
+			pin_dir = DEFAULT_OBSERVE_PIN_DIR;
+		if (stop || !strcmp(cmd, "unobserve"))
+			return cmd_unobserve(pin_dir, purge);
+		return cmd_observe(pin_dir, obj ? obj : observe_obj, slo_pin_dir);
+	}
+	if (!pin_dir)
+		pin_dir = DEFAULT_PIN_DIR;
+	if (obj)
+		lo.obj_path = obj;
 	if (!strcmp(cmd, "load")) {
 		if (geteuid() != 0)
 			return fail("not root: loading a BPF scheduler needs root (or CAP_BPF+CAP_SYS_ADMIN)");

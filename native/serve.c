@@ -7,6 +7,7 @@
  *   <id> del <cgroup_id> [<cgroup_id> ...]
  *   <id> get <cgroup_id>
  *   <id> list | stats | counts | status | ping
+ *   <id> offenders        (the observer's pins only: who held the CPU while SLO cgroups waited)
  * Replies, one JSON object per line: {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":"..."}.
  * Deadline misses from the ring buffer are interleaved as {"event":"miss",...} lines, and the
  * scheduler's exit as an {"event":"exit",...} line the moment it happens.
@@ -25,7 +26,7 @@
 
 #define MAX_WORDS 3 * 1024 + 2
 
-static struct pinned_maps maps = { -1, -1, -1, -1, -1, -1 };
+static struct pinned_maps maps = PINNED_MAPS_INIT;
 static struct ring_buffer *rb;
 static const char *pin_dir;
 
@@ -142,6 +143,29 @@ static void do_set(const char *id, char **w, int n)
 	printf("{\"id\":%s,\"ok\":true,\"applied\":%d}\n", id, applied);
 }
 
+/* The observer's offenders entries of one SLO cgroup (none without the observer's pins). */
+static void drop_offenders_of(__u64 slo_cgid)
+{
+	struct offender_key key, next, *prev = NULL, *doomed;
+	size_t n = 0, i;
+
+	if (maps.offenders < 0)
+		return;
+	/* Collected first: a hash map's next key after a deleted one starts over. */
+	doomed = calloc(OFFENDERS_MAX_ENTRIES, sizeof(*doomed));
+	if (!doomed)
+		return;
+	while (n < OFFENDERS_MAX_ENTRIES && !bpf_map_get_next_key(maps.offenders, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (key.slo_cgid == slo_cgid)
+			doomed[n++] = key;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(maps.offenders, &doomed[i]);
+	free(doomed);
+}
+
 static void do_del(const char *id, char **w, int n)
 {
 	int i, removed = 0;
@@ -156,6 +180,7 @@ static void do_del(const char *id, char **w, int n)
 		if (!bpf_map_delete_elem(maps.slo, &cg))
 			removed++;
 		bpf_map_delete_elem(maps.stats, &cg);
+		drop_offenders_of(cg);
 	}
 	bump_gen();
 	printf("{\"id\":%s,\"ok\":true,\"removed\":%d}\n", id, removed);
@@ -254,6 +279,36 @@ static void do_stats(const char *id)
 	fputs("]}\n", stdout);
 }
 
+/* Every {SLO cgroup, cgroup} pair of the observer's offenders map, unsorted. */
+static void do_offenders(const char *id)
+{
+	struct offender_key key, next, *prev = NULL;
+	int first = 1;
+
+	if (maps.offenders < 0) {
+		reply_error(id, "no offenders map here: only the observer keeps one "
+				"(scx-slo-loader observe)");
+		return;
+	}
+	printf("{\"id\":%s,\"ok\":true,\"offenders\":[", id);
+	while (!bpf_map_get_next_key(maps.offenders, prev, &next)) {
+		struct offender_stats st;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps.offenders, &key, &st))
+			continue;
+		printf("%s{\"slo_cgroup_id\":\"%llu\",\"cgroup_id\":\"%llu\",\"waits\":%llu,"
+		       "\"wait_ns\":%llu,\"misses\":%llu,\"miss_ns\":%llu,\"last_wait_ns\":%llu}",
+		       first ? "" : ",", (unsigned long long)key.slo_cgid,
+		       (unsigned long long)key.cgid, (unsigned long long)st.waits,
+		       (unsigned long long)st.wait_ns, (unsigned long long)st.misses,
+		       (unsigned long long)st.miss_ns, (unsigned long long)st.last_wait_ns);
+		first = 0;
+	}
+	fputs("]}\n", stdout);
+}
+
 static void handle_line(char *line)
 {
 	char *w[MAX_WORDS], *save = NULL, *tok;
@@ -281,7 +336,8 @@ static void handle_line(char *line)
 			fputs("}\n", stdout);
 			return;
 		}
-		snprintf(msg, sizeof(msg), "no scx_slo maps pinned at %s: load the scheduler first",
+		snprintf(msg, sizeof(msg),
+			 "no scx_slo maps pinned at %s: load the scheduler (or the observer) first",
 			 pin_dir);
 		reply_error(w[0], msg);
 		return;
@@ -298,12 +354,15 @@ static void handle_line(char *line)
 		do_counts(w[0]);
 	else if (!strcmp(w[1], "get"))
 		do_get(w[0], w + 2, n - 2);
+	else if (!strcmp(w[1], "offenders"))
+		do_offenders(w[0]);
 	else if (!strcmp(w[1], "status")) {
 		printf("{\"id\":%s,\"ok\":true,", w[0]);
 		write_status_fields(stdout, pin_dir, &maps);
 		fputs("}\n", stdout);
 	} else
-		reply_error(w[0], "unknown verb (set, del, get, list, stats, counts, status, ping)");
+		reply_error(w[0],
+			    "unknown verb (set, del, get, list, stats, counts, offenders, status, ping)");
 }
 
 int cmd_serve(const char *dir)

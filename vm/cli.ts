@@ -1,6 +1,6 @@
 // Shell entry to the VM harness:
 //   node dist/vm/cli.js [--cpus N] [--memory MiB] [--timeout SECONDS] [--out DIR] [--quiet]
-//                       [--kernel-arg WORD ...] -- COMMAND...
+//                       [--kernel-arg WORD ...] [--kernel-dir DIR] -- COMMAND...
 // Prints the guest's console as it runs, then exits with the command's exit status.
 import { intOption, parseOptions, UsageError } from "../src/util/args.js";
 import { runInVm, VmError } from "./harness.js";
@@ -16,6 +16,7 @@ in the guest as root, prints the guest's console, and exits with COMMAND's exit 
   --out DIR           keep the run's files here (default: a new folder under the cache)
   --quiet             print the console only at the end
   --kernel-arg WORD   an extra kernel command-line word, e.g. loglevel=7 (repeatable)
+  --kernel-dir DIR    boot another kernel folder (vm/fetch-lts-kernel.sh prints one)
   -h, --help          this text
 `;
 
@@ -30,6 +31,7 @@ function parseCommandLine(args: string[]) {
       out: { type: "string" },
       quiet: { type: "boolean", default: false },
       "kernel-arg": { type: "string", multiple: true, default: [] },
+      "kernel-dir": { type: "string" },
     },
     Infinity,
   );
@@ -42,6 +44,7 @@ function parseCommandLine(args: string[]) {
     timeoutMs: intOption("timeout", values.timeout, 1, 86_400) * 1000,
     outDir: values.out,
     kernelArgs: values["kernel-arg"],
+    kernelDir: values["kernel-dir"],
     quiet: values.quiet,
   };
 }

@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  realpathSync,
   renameSync,
   writeFileSync,
 } from "node:fs";
@@ -40,6 +41,11 @@ export interface VmOptions {
   hostPriority?: HostPriority;
   /** QEMU -cpu value; DEFAULT_CPU_MODEL unless a test needs another. */
   cpuModel?: string;
+  /**
+   * A kernel folder (vmlinuz, modules/, initramfs built here) other than the cached sched_ext
+   * kernel, e.g. an older LTS kernel from vm/fetch-lts-kernel.sh.
+   */
+  kernelDir?: string;
 }
 
 /**
@@ -109,8 +115,9 @@ export interface KernelImage {
   initramfs: string;
 }
 
-/** The cached sched_ext kernel, or a VmError naming the setup command. */
-export function findKernel(): KernelImage {
+/** The cached sched_ext kernel (or the one in kernelDir), or a VmError naming the setup command. */
+export function findKernel(kernelDir?: string): KernelImage {
+  if (kernelDir !== undefined) return kernelIn(kernelDir, "run vm/fetch-lts-kernel.sh");
   const current = path.join(cacheDir(), "kernel", "current");
   if (!existsSync(current)) {
     throw new VmError(
@@ -118,7 +125,11 @@ export function findKernel(): KernelImage {
     );
   }
   const version = readFileSync(current, "utf8").trim();
-  const dir = path.join(cacheDir(), "kernel", version);
+  return kernelIn(path.join(cacheDir(), "kernel", version), "run `make setup` (as root)");
+}
+
+function kernelIn(dir: string, fix: string): KernelImage {
+  const version = path.basename(dir);
   const image = {
     version,
     dir,
@@ -126,7 +137,7 @@ export function findKernel(): KernelImage {
     initramfs: path.join(dir, "initramfs.cpio.gz"),
   };
   for (const f of [image.vmlinuz, image.initramfs]) {
-    if (!existsSync(f)) throw new VmError(`missing ${f}: run \`make setup\` (as root)`);
+    if (!existsSync(f)) throw new VmError(`missing ${f}: ${fix}`);
   }
   return image;
 }
@@ -178,13 +189,16 @@ export function newRunDir(label = "run"): string {
 
 export async function runInVm(opts: VmOptions): Promise<VmResult> {
   const qemu = findQemu();
-  const kernel = findKernel();
+  const kernel = findKernel(opts.kernelDir);
   // Keep the initramfs in step with vm/guest-init (a no-op when it is current).
   execFileSync(path.join(PROJECT_ROOT, "vm", "make-initramfs.sh"), [kernel.dir], {
     stdio: "inherit",
   });
-  const outDir = path.resolve(opts.outDir ?? newRunDir());
-  mkdirSync(outDir, { recursive: true });
+  // Without symlinks: the guest mounts the share at this path before it has the host's view of
+  // them (a worktree's .cache is often a link to another checkout's).
+  const wanted = path.resolve(opts.outDir ?? newRunDir());
+  mkdirSync(wanted, { recursive: true });
+  const outDir = realpathSync(wanted);
   writeRunScript(opts, outDir);
   try {
     return await boot(opts, qemu, kernel, outDir);

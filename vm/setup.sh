@@ -21,12 +21,12 @@ grep -q 'bookworm' /etc/os-release || say "warning: not Debian bookworm; package
 
 APT_PKGS=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
   busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15 curl jq
-  prometheus)
+  prometheus linux-perf)
 BACKPORT_PKGS=(libbpf-dev bpftool qemu-system-x86)
 
 host_tools_present() {
   for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng \
-    chrt setpriv ip curl jq /usr/lib/postgresql/15/bin/pgbench prometheus promtool; do
+    chrt setpriv ip curl jq perf hackbench /usr/lib/postgresql/15/bin/pgbench prometheus promtool; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || return 1
   done
   [ -f /usr/include/bpf/libbpf.h ] || return 1
@@ -39,7 +39,10 @@ cache_present() {
     [ -s "$KDIR/$ver/vmlinux.h" ]
 }
 
-if host_tools_present && cache_present && [ -f "$STAMP" ]; then
+# Debian bookworm's own 6.1 kernel, on which the observer (bpf/observe.bpf.c) is tested.
+lts_present() { compgen -G "${SCX_SLO_CACHE_ROOT:-/var/cache/scx-slo}/kernels/6.1.0-*-amd64/modules/virtio_pci.ko" >/dev/null; }
+
+if host_tools_present && cache_present && lts_present && [ -f "$STAMP" ]; then
   say "everything present (kernel $(cat "$KDIR/current")); nothing to do"
   exit 0
 fi
@@ -103,5 +106,6 @@ mkdir -p "$KDIR"
 if ! cache_present; then
   "$ROOT/vm/fetch-kernel.sh"
 fi
+lts_present || "$ROOT/vm/fetch-lts-kernel.sh" 6.1 >/dev/null
 touch "$STAMP"
 say "done: kernel $(cat "$KDIR/current")"

@@ -81,7 +81,8 @@ export class LoaderError extends Error {
   override name = "LoaderError";
 }
 
-async function runLoader(paths: LoaderPaths, args: string[]): Promise<string> {
+/** Runs one loader command with the folder of paths; resolves to its stdout. */
+export async function runLoader(paths: LoaderPaths, args: string[]): Promise<string> {
   if (!existsSync(paths.binary)) {
     throw new LoaderError(`${paths.binary} is missing: run \`make build\``);
   }

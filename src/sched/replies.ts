@@ -26,6 +26,8 @@ export const SchedulerStatusSchema = z.object({
   gen: z.number().optional(),
   nr_attach: z.number().optional(),
   exit: ExitInfoSchema.optional(),
+  /** Observer links pinned in the folder asked about (src/sched/observer.ts). */
+  observer_links: z.number().optional(),
 });
 export type SchedulerStatus = z.infer<typeof SchedulerStatusSchema>;
 
@@ -99,10 +101,44 @@ export const AbiSchema = z.object({
   hist_octaves: z.number(),
   hist_buckets: z.number(),
   miss_events_per_cpu_per_sec: z.number(),
+  offender_idle: cgroupId,
+  offender_unseen: cgroupId,
+  observe_run_history: z.number(),
   counters: z.array(z.object({ name: z.string(), metric: z.string(), help: z.string() })),
 });
 export type Abi = z.infer<typeof AbiSchema>;
 export type CounterDesc = Abi["counters"][number];
+
+/** `scx-slo-loader observe`: the observer's programs are attached and their links pinned. */
+export const ObserveReplySchema = z.object({
+  ok: z.literal(true),
+  observing: z.literal(true),
+  pin_dir: z.string(),
+  slo_pin_dir: z.string(),
+  programs: z.array(z.string()),
+});
+
+/** `scx-slo-loader unobserve`: whether links were pinned, and whether the maps went too. */
+export const UnobserveReplySchema = z.object({
+  ok: z.literal(true),
+  stopped: z.boolean(),
+  purged: z.boolean(),
+});
+
+/** serve's `offenders`: CPU time cgroups held while an SLO cgroup's tasks waited (observer only). */
+export const OffendersReplySchema = z.object({
+  offenders: z.array(
+    z.object({
+      slo_cgroup_id: cgroupId,
+      cgroup_id: cgroupId,
+      waits: z.number(),
+      wait_ns: z.number(),
+      misses: z.number(),
+      miss_ns: z.number(),
+      last_wait_ns: z.number(),
+    }),
+  ),
+});
 
 /** A standby's lines: {"ready":true} once verified, then load's reply after "attach". */
 export const StandbyLineSchema = z.object({

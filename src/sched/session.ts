@@ -127,7 +127,7 @@ export class LoaderSession extends EventEmitter {
     else p.reject(new LoaderError(reply.error));
   }
 
-  private request(words: string): Promise<Record<string, unknown>> {
+  protected request(words: string): Promise<Record<string, unknown>> {
     if (this.closed) return Promise.reject(new LoaderError("loader session is closed"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
