@@ -18,6 +18,15 @@ import { startHttpServer, type RunningServer } from "../http/server.js";
 import { createAgentMetrics, type AgentMetrics, type SloSample } from "../metrics/agent-metrics.js";
 import { DEFAULT_OVERLOAD, OverloadTracker, type OverloadThresholds } from "../metrics/overload.js";
 import { SchedulerHandle } from "../sched/handle.js";
+import {
+  defaultObserverPaths,
+  ObserverHandle,
+  pseudoOffenderName,
+  throttlingFrom,
+  topOffenders,
+} from "../sched/observer.js";
+import { readCpuStat } from "../cgroup/cgroupfs.js";
+import { cgroupPathsById } from "../cgroup/resolve.js";
 import { readAbi, type LoaderPaths, type LoadOptions, type MissEvent } from "../sched/loader.js";
 import type { CounterDesc } from "../sched/replies.js";
 import type { SloRule } from "../slo/model.js";
@@ -28,12 +37,16 @@ import { errorMessage, type Logger } from "../util/log.js";
 import { SharedResult } from "../util/shared-result.js";
 import { packageVersion } from "../util/version.js";
 import { MissLog } from "./miss-log.js";
+import { ModeControl, type ModeRequest } from "./mode.js";
 import { Reconciler, SAFETY_PASS, type ReconcilerState } from "./reconciler.js";
 import { safeModeSwitch, writeSafeModeFlag, type SafeModeFlag } from "./safe-mode.js";
 import { DEFAULT_SELF_BUDGET_MS, selfSloRule } from "./self-slo.js";
 import { StatsReader } from "./stats.js";
 import { buildStatus } from "./status.js";
 import { Supervisor, type SupervisorOptions } from "./supervisor.js";
+
+/** Unknown neighbour cgroup ids are looked up (a walk of the tree) at most this often. */
+const NEIGHBOUR_LOOKUP_MS = 10_000;
 
 /** /metrics and /status show stats at most this old (concurrent scrapes share one read). */
 const STATS_MAX_AGE_MS = 1000;
@@ -65,6 +78,12 @@ export interface AgentOptions {
   readonly selfBudgetMs?: number;
   /** The agent's own cgroup ("0::/path" in /proc/self/cgroup); tests name another. */
   readonly selfCgroup?: string | null;
+  /** scx_slo, the observer, or whichever the kernel allows (mode.ts); default auto. */
+  readonly mode?: ModeRequest;
+  /** The observer beside scx_slo as well. */
+  readonly observe?: boolean;
+  /** The observer's loader, object and pin folder (tests give another pin folder). */
+  readonly observerPaths?: LoaderPaths;
   readonly overload?: OverloadThresholds;
   /** Supervisor timings (tests). */
   readonly supervisor?: Partial<
@@ -76,7 +95,12 @@ export class Agent {
   private readonly log: Logger;
   private readonly overload: OverloadTracker;
   private readonly handle: SchedulerHandle;
+  private readonly observer: ObserverHandle;
   private readonly missLog: MissLog;
+  private modes!: ModeControl;
+  /** Cgroup paths of the neighbours the observer names, by id (looked up once each). */
+  private readonly neighbourPaths = new Map<bigint, string>();
+  private neighbourLookupAt = 0;
   private metrics!: AgentMetrics;
   private supervisor!: Supervisor;
   private reconciler!: Reconciler;
@@ -102,6 +126,7 @@ export class Agent {
       ...(options.scxSysfsDir !== undefined ? { scxSysfsDir: options.scxSysfsDir } : {}),
       onStandbyAttach: (result) => this.metrics.standbyAttaches.inc({ result }),
     });
+    this.observer = new ObserverHandle(options.observerPaths ?? defaultObserverPaths());
     this.missLog = new MissLog(
       this.log,
       (id) => this.reconciler.state.desired.find((d) => d.cgroupId === id)?.cgroupPath,
@@ -112,8 +137,15 @@ export class Agent {
   async start(): Promise<string> {
     const o = this.options;
     this.metrics = createAgentMetrics(this.metricsView(), { counters: await this.counterTable() });
-    const session = () =>
-      this.supervisor.status().state === "unsupported" ? null : this.handle.mapSession();
+    this.modes = new ModeControl({
+      request: o.mode ?? "auto",
+      beside: o.observe ?? false,
+      scheduler: this.handle,
+      observer: this.observer,
+      schedulerState: () => this.supervisor.status().state,
+      log: this.log,
+      onChange: () => void this.reconciler.request("observer changed"),
+    });
     this.cgroups = new CgroupWatcher({
       root: o.cgroupRoot,
       onChange: (folder) => void this.reconciler.cgroupChanged(folder),
@@ -130,14 +162,15 @@ export class Agent {
         // Last, so a rule of the operator's own for the agent's cgroup comes first and wins.
         return rules === null || self === null ? rules : [...rules, self];
       },
-      session,
+      session: () => this.modes.sloSession(),
       cgroupRoot: o.cgroupRoot,
       metrics: this.metrics,
       log: this.log,
       onResolved: (dirs) => this.cgroups.setFolders(dirs),
     });
     this.stats = new StatsReader({
-      session,
+      session: () => this.modes.statsSession(),
+      observer: () => (this.observer.attached ? this.observer.mapSession() : null),
       desired: () => this.reconciler.state.desired,
       overload: this.overload,
       log: this.log,
@@ -147,13 +180,14 @@ export class Agent {
       ...o.supervisor,
       log: this.log,
       control: this.handle,
-      safeMode: safeModeSwitch(o.safeModeFile, () => this.nodeSafeMode()),
+      safeMode: safeModeSwitch(o.safeModeFile, () => this.otherSafeMode()),
       persistSafeMode: (reason) => writeSafeModeFlag(o.safeModeFile, reason),
     });
     this.supervisor.on("attached", () => {
       this.handle.watchPins();
       void this.reconciler.request("scheduler attached");
     });
+    this.supervisor.on("state", () => void this.modes.apply());
     this.handle.on("pins", () => this.supervisor.wake());
     this.handle.on("exit", () => this.supervisor.wake());
     this.handle.on("miss", (ev: MissEvent) => {
@@ -168,12 +202,13 @@ export class Agent {
     this.watchSafeModeFlag();
     await this.supervisor.start();
     this.handle.watchPins();
+    await this.modes.apply();
     await this.reconciler.request("start");
     this.stats.start();
-    this.rescanTimer = setInterval(
-      () => void this.reconciler.request(SAFETY_PASS),
-      o.rescanMs ?? 60_000,
-    );
+    this.rescanTimer = setInterval(() => {
+      void this.modes.apply();
+      void this.reconciler.request(SAFETY_PASS);
+    }, o.rescanMs ?? 60_000);
     return this.server.url;
   }
 
@@ -188,11 +223,23 @@ export class Agent {
     this.cgroups?.close();
     this.stats?.stop();
     await this.supervisor?.stop();
+    await this.modes?.stop();
     await this.source?.stop();
     await this.reconciler?.stop();
-    // The scheduler stays attached: only the session child and the standby copy go.
+    // The scheduler and the observer stay attached: only the session children and the standby
+    // copy go.
     await this.handle.close();
+    await this.observer.close();
     await this.server?.close();
+  }
+
+  /** Safe mode's other switches: the node annotation, and --mode observe (scx_slo kept off). */
+  private otherSafeMode(): SafeModeFlag | null {
+    const node = this.nodeSafeMode();
+    if (node?.on) return node;
+    return this.modes.keepsSchedulerDetached()
+      ? { on: true, reason: "--mode observe: the observer measures, scx_slo stays detached" }
+      : node;
   }
 
   private selfRule(): SloRule | null {
@@ -278,7 +325,10 @@ export class Agent {
       reloads: this.reloads,
       supervisor: this.supervisor.status(),
       handle: this.handle,
-      safeMode: safeModeSwitch(this.options.safeModeFile, () => this.nodeSafeMode())(),
+      safeMode: safeModeSwitch(this.options.safeModeFile, () => this.otherSafeMode())(),
+      mode: this.modes.report(),
+      neighbours: (id) => this.neighbours(id),
+      throttling: (p) => this.throttling(p),
       safeModeFile: this.options.safeModeFile,
       slos: this.reconciler.state,
       stats: this.stats.stats,
@@ -288,6 +338,38 @@ export class Agent {
 
   // ------------------------------------------------------------------------------------------
   // Views for metrics and HTTP.
+
+  /** The observer's five cgroups that held the CPU longest while this SLO cgroup waited. */
+  private neighbours(sloCgroupId: bigint): { cgroup: string; waitNs: number }[] {
+    const top = topOffenders(this.stats.offenders, sloCgroupId, 5, true);
+    const unknown = top.filter(
+      (o) => pseudoOffenderName(o.cgroupId) === null && !this.neighbourPaths.has(o.cgroupId),
+    );
+    // A walk of the cgroup tree, so at most once in a while, for ids not seen before.
+    if (unknown.length > 0 && Date.now() - this.neighbourLookupAt > NEIGHBOUR_LOOKUP_MS) {
+      this.neighbourLookupAt = Date.now();
+      const found = cgroupPathsById(
+        unknown.map((o) => o.cgroupId),
+        this.options.cgroupRoot,
+      );
+      for (const o of unknown) this.neighbourPaths.set(o.cgroupId, found.get(o.cgroupId) ?? "");
+    }
+    return top.map((o) => ({
+      cgroup:
+        pseudoOffenderName(o.cgroupId) ??
+        (this.neighbourPaths.get(o.cgroupId) || `cgroup id ${o.cgroupId}`),
+      waitNs: o.waitNs,
+    }));
+  }
+
+  /** The SLO cgroup's own cpu.max throttling (cpu.stat), null where it has no cpu controller. */
+  private throttling(cgroupPath: string) {
+    try {
+      return throttlingFrom(readCpuStat(cgroupPath, this.options.cgroupRoot));
+    } catch {
+      return null;
+    }
+  }
 
   private samplesOf: [ReconcilerState, ReadonlyMap<bigint, unknown>] | null = null;
   private samples: SloSample[] = [];
@@ -306,6 +388,8 @@ export class Agent {
       importance: d.importance,
       stats: stats.get(d.cgroupId) ?? null,
       overloaded: this.overload.evaluate(d.cgroupPath).overloaded,
+      neighbours: this.stats.offenders.length > 0 ? this.neighbours(d.cgroupId) : [],
+      throttling: this.throttling(d.cgroupPath),
     }));
     return this.samples;
   }
@@ -315,6 +399,7 @@ export class Agent {
       slos: () => this.sloSamples(),
       counters: () => this.stats.counters,
       schedulerState: () => this.supervisor.status().state,
+      mode: () => this.modes.report().mode,
       reattaches: () => this.supervisor.status().reattaches,
       unplannedDetaches: () => this.supervisor.status().unplannedDetaches,
       lastExit: () => this.supervisor.status().lastExit,

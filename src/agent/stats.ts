@@ -5,6 +5,7 @@
 
 import type { OverloadTracker } from "../metrics/overload.js";
 import type { CgroupStats, SchedulerCounters, StatsSnapshot } from "../sched/loader.js";
+import type { ObserverSession, Offender } from "../sched/observer.js";
 import type { LoaderSession } from "../sched/session.js";
 import type { ResolvedSlo } from "../slo/model.js";
 import { errorMessage, type Logger } from "../util/log.js";
@@ -12,6 +13,8 @@ import { errorMessage, type Logger } from "../util/log.js";
 export interface StatsReaderOptions {
   /** The serve session for the pinned maps; null while there are none. */
   readonly session: () => LoaderSession | null;
+  /** The observer's session while it runs (its offenders are read with the stats). */
+  readonly observer?: () => ObserverSession | null;
   /** The SLO cgroups wanted now: the keys of the overload window. */
   readonly desired: () => readonly ResolvedSlo[];
   readonly overload: OverloadTracker;
@@ -24,6 +27,7 @@ export interface StatsReaderOptions {
 export class StatsReader {
   private snapshot: StatsSnapshot | null = null;
   private byId: ReadonlyMap<bigint, CgroupStats> = new Map();
+  private offenderList: readonly Offender[] = [];
   private readAt = -Infinity;
   private sampledAt = -Infinity;
   private reading: Promise<void> | null = null;
@@ -43,6 +47,11 @@ export class StatsReader {
 
   get counters(): SchedulerCounters | null {
     return this.snapshot?.counters ?? null;
+  }
+
+  /** Who held the CPU while SLO cgroups waited, from the last read (the observer's only). */
+  get offenders(): readonly Offender[] {
+    return this.offenderList;
   }
 
   start(): void {
@@ -76,6 +85,8 @@ export class StatsReader {
     if (!session) return;
     try {
       const snap = await session.stats();
+      const observer = this.o.observer?.() ?? null;
+      this.offenderList = observer ? await observer.offenders() : [];
       const t = this.now();
       this.snapshot = snap;
       this.byId = new Map(snap.cgroups.map((c) => [c.cgroupId, c]));

@@ -6,6 +6,8 @@ import type { SchedulerHandle } from "../sched/handle.js";
 import type { CgroupStats } from "../sched/loader.js";
 import type { RuleSource } from "../sources/rule-source.js";
 import { packageVersion } from "../util/version.js";
+import type { CpuThrottling } from "../sched/observer.js";
+import type { ModeReport } from "./mode.js";
 import type { ReconcilerState } from "./reconciler.js";
 import type { SafeModeFlag } from "./safe-mode.js";
 import type { SupervisorStatus } from "./supervisor.js";
@@ -23,6 +25,10 @@ export interface StatusParts {
   readonly slos: ReconcilerState;
   readonly stats: ReadonlyMap<bigint, CgroupStats>;
   readonly overload: OverloadTracker;
+  readonly mode: ModeReport;
+  /** The cgroups that held the CPU longest while this SLO cgroup waited (the observer's). */
+  readonly neighbours: (sloCgroupId: bigint) => readonly { cgroup: string; waitNs: number }[];
+  readonly throttling: (cgroupPath: string) => CpuThrottling | null;
 }
 
 export function buildStatus(p: StatusParts): AgentStatus {
@@ -56,6 +62,7 @@ export function buildStatus(p: StatusParts): AgentStatus {
       standby: p.handle.standbyState(),
     },
     safe_mode: { on: p.safeMode.on, reason: p.safeMode.reason, file: p.safeModeFile },
+    mode: p.mode,
     slos: {
       desired: p.slos.desired.length,
       applied: p.slos.entries,
@@ -83,6 +90,8 @@ export function buildStatus(p: StatusParts): AgentStatus {
         hist: st?.hist ?? [],
         overloaded: p.overload.evaluate(d.cgroupPath).overloaded,
         origin: d.origin.source,
+        neighbours: p.neighbours(d.cgroupId).map((n) => ({ cgroup: n.cgroup, wait_ns: n.waitNs })),
+        throttled_ns: p.throttling(d.cgroupPath)?.throttledNs ?? null,
       };
     }),
   };

@@ -11,6 +11,9 @@ export const SCHEDULER_STATES = [
 ] as const;
 export type SchedulerState = (typeof SCHEDULER_STATES)[number];
 
+export const AGENT_MODES = ["enforce", "observe", "unsupported"] as const;
+export type AgentMode = (typeof AGENT_MODES)[number];
+
 /** Why the scheduler last stopped, from the kernel's exit record (the loader's exit_map). */
 export const ExitInfoSchema = z.object({
   kind: z.number(),
@@ -48,6 +51,10 @@ export const StatusCgroupSchema = z.object({
   hist: z.array(z.number()),
   overloaded: z.boolean(),
   origin: z.string(),
+  /** The cgroups that held the CPU longest while this one waited (observer only; else empty). */
+  neighbours: z.array(z.object({ cgroup: z.string(), wait_ns: z.number() })),
+  /** Time its own cpu.max held it back (cpu.stat); null without a cpu controller there. */
+  throttled_ns: z.number().nullable(),
 });
 
 export const AgentStatusSchema = z.object({
@@ -79,6 +86,12 @@ export const AgentStatusSchema = z.object({
     standby: z.enum(["none", "preparing", "ready"]),
   }),
   safe_mode: z.object({ on: z.boolean(), reason: z.string(), file: z.string() }),
+  /** enforce (scx_slo), observe (the tracing observer) or unsupported, and why. */
+  mode: z.object({
+    mode: z.enum(AGENT_MODES),
+    reason: z.string(),
+    observer: z.enum(["off", "instead", "beside"]),
+  }),
   slos: z.object({
     desired: z.number(),
     applied: z.number(),

@@ -1,6 +1,7 @@
 // `scx-slo run`: the node agent, until SIGTERM/SIGINT. The scheduler outlives it (pinned link).
 import v8 from "node:v8";
 import { Agent, type SourceSpec } from "../agent/agent.js";
+import { MODE_REQUESTS, type ModeRequest } from "../agent/mode.js";
 import { DEFAULT_SAFE_MODE_FILE } from "../agent/safe-mode.js";
 import { CGROUP_ROOT } from "../cgroup/cgroupfs.js";
 import { DEFAULT_OVERLOAD } from "../metrics/overload.js";
@@ -21,6 +22,8 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     listen: { type: "string", default: DEFAULT_LISTEN },
     "default-budget-ms": { type: "string" },
     "self-budget-ms": { type: "string" },
+    mode: { type: "string", default: "auto" },
+    observe: { type: "boolean" },
     "node-name": { type: "string" },
     "cgroup-root": { type: "string", default: CGROUP_ROOT },
     "safe-mode-file": { type: "string", default: DEFAULT_SAFE_MODE_FILE },
@@ -54,6 +57,10 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   const b = values["default-budget-ms"];
   const defaultBudgetMs =
     b === undefined ? undefined : intOption("default-budget-ms", b, BUDGET_MIN_MS, BUDGET_MAX_MS);
+  const mode = values.mode;
+  if (!(MODE_REQUESTS as readonly string[]).includes(mode)) {
+    throw new UsageError(`--mode must be ${MODE_REQUESTS.join(", ")}, got ${JSON.stringify(mode)}`);
+  }
   const sb = values["self-budget-ms"];
   const selfBudgetMs =
     sb === undefined ? undefined : intOption("self-budget-ms", sb, 0, BUDGET_MAX_MS);
@@ -78,6 +85,8 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     log,
     ...(defaultBudgetMs !== undefined ? { defaultBudgetMs } : {}),
     ...(selfBudgetMs !== undefined ? { selfBudgetMs } : {}),
+    mode: mode as ModeRequest,
+    observe: values.observe ?? false,
     cgroupRoot: values["cgroup-root"],
     safeModeFile: values["safe-mode-file"],
     overload,

@@ -20,6 +20,10 @@ export const CONFIG_USAGE = `usage: scx-slo config init [FILE] [--yaml] [--force
 export const RUN_USAGE = `usage: scx-slo run [options]
 
   --config FILE              SLO config file (default ${DEFAULT_CONFIG_FILE}); re-read on change and SIGHUP
+  --mode auto|enforce|observe  enforce: scx_slo schedules and measures; observe: a tracing
+                             observer only measures (kernels without sched_ext); auto (default):
+                             scx_slo where the kernel has sched_ext, else and in safe mode the observer
+  --observe                  run the observer beside scx_slo too, to cross-check its numbers
   --source file|kubernetes   where SLOs come from (default file); kubernetes reads the pods of
                              this node (--node-name, default $NODE_NAME) and SloPolicy objects
   --listen HOST:PORT         metrics/health/overload endpoint (default ${DEFAULT_LISTEN})

@@ -6,7 +6,13 @@
 // misses show in rate() and increase() instead of being hidden in the series' first sample.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
-import { SCHEDULER_STATES, type ExitInfo, type SchedulerState } from "../api/status.js";
+import {
+  AGENT_MODES,
+  SCHEDULER_STATES,
+  type AgentMode,
+  type ExitInfo,
+  type SchedulerState,
+} from "../api/status.js";
 import type { SchedulerCounters } from "../sched/loader.js";
 import type { CounterDesc } from "../sched/replies.js";
 import { CollectedMetric, type CollectedValue } from "./collected.js";
@@ -22,6 +28,8 @@ export interface MetricsView {
   /** Null without a loader session (no scheduler maps, unsupported kernel). */
   counters(): SchedulerCounters | null;
   schedulerState(): SchedulerState;
+  /** enforce, observe or unsupported (agent/mode.ts). */
+  mode(): AgentMode;
   reattaches(): number;
   unplannedDetaches(): number;
   /** Why the scheduler last stopped on its own (kernel exit record); null if it never has. */
@@ -78,6 +86,15 @@ export function createAgentMetrics(
     collect: () => readonly CollectedValue[],
   ) => registry.registerMetric(new CollectedMetric(p + name, help, type, collect).asMetric());
 
+  add(
+    "mode",
+    "1 for what the agent runs: enforce (scx_slo schedules and measures), observe (the tracing observer measures on a kernel or in a state where scx_slo does not run), unsupported",
+    "gauge",
+    () => {
+      const cur = view.mode();
+      return AGENT_MODES.map((m) => ({ labels: { mode: m }, value: m === cur ? 1 : 0 }));
+    },
+  );
   add(
     "scheduler_state",
     "1 for the scheduler's current state: attached, fallen_back (kernel fair class, re-attaching), safe_mode, unsupported, starting",

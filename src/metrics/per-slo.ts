@@ -6,6 +6,7 @@
 
 import { HIST_BUCKETS, HIST_SUBS, bucketUpperNs } from "../sched/histogram.js";
 import type { CgroupStats } from "../sched/loader.js";
+import type { CpuThrottling } from "../sched/observer.js";
 
 /** One SLO cgroup as the metrics see it. */
 export interface SloSample {
@@ -18,6 +19,10 @@ export interface SloSample {
   /** The measured stats; null until a task of the cgroup has run (exported as zeros). */
   readonly stats: CgroupStats | null;
   readonly overloaded: boolean;
+  /** The cgroups that held the CPU longest while this one waited (the observer's view). */
+  readonly neighbours?: readonly { readonly cgroup: string; readonly waitNs: number }[];
+  /** Its own cpu.max throttling; null or absent without a cpu controller there. */
+  readonly throttling?: CpuThrottling | null;
 }
 
 export const NS_PER_S = 1e9;
@@ -147,6 +152,32 @@ const FAMILIES: readonly Family[] = [
     help: "Importance of the SLO cgroup (1..100)",
     type: "gauge",
     lines: value((s) => s.importance),
+  },
+  {
+    name: "neighbour_wait_seconds_total",
+    help: "Wait of the SLO cgroup's tasks while another cgroup held the CPU, for the five cgroups that held it longest (neighbour: its path, or idle/unseen); the observer measures it",
+    type: "counter",
+    lines: (s, labels, name) =>
+      s.neighbours?.length
+        ? s.neighbours
+            .map(
+              (n) =>
+                `${name}{${labels},neighbour="${esc(n.cgroup)}"} ${num(n.waitNs / NS_PER_S)}\n`,
+            )
+            .join("")
+        : null,
+  },
+  {
+    name: "throttled_seconds_total",
+    help: "Time the SLO cgroup's own cpu.max held it back (cpu.stat): waits a neighbour is not to blame for",
+    type: "counter",
+    lines: value((s) => (s.throttling ? s.throttling.throttledNs / NS_PER_S : null)),
+  },
+  {
+    name: "throttled_periods_total",
+    help: "cpu.max periods in which the SLO cgroup used up its quota (cpu.stat nr_throttled)",
+    type: "counter",
+    lines: value((s) => s.throttling?.throttledPeriods ?? null),
   },
   {
     name: "overloaded",

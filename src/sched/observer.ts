@@ -3,7 +3,7 @@
 // into the same stats the scheduler keeps (so a LoaderSession on the observer's pin folder serves
 // set/del/list/stats unchanged) and name the cgroups that held the CPU meanwhile (offenders).
 // Its links and maps are pinned, so it keeps measuring when the agent is gone.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { findProjectRoot } from "../util/project-root.js";
 import { DEFAULT_PIN_DIR, runLoader, type LoaderPaths } from "./loader.js";
@@ -194,4 +194,73 @@ export function throttlingFrom(cpuStat: Readonly<Record<string, number>>): CpuTh
 /** The scheduler's pin folder holds SLO maps the observer can read (for --slo-pin-dir). */
 export function schedulerMapsPinned(pinDir = DEFAULT_PIN_DIR): boolean {
   return existsSync(path.join(pinDir, "slo_map")) && existsSync(path.join(pinDir, "control_map"));
+}
+
+/**
+ * The agent's handle on the observer: start and stop it, one serve session on its pins (renewed
+ * when the pins are replaced), its offenders read when asked for.
+ */
+export class ObserverHandle {
+  private session: ObserverSession | null = null;
+  private sessionFor: string | null = null;
+  private started: ObserverStarted | null = null;
+
+  constructor(readonly paths: LoaderPaths = defaultObserverPaths()) {}
+
+  /** Every program attached (its links pinned). */
+  get attached(): boolean {
+    return observerLinksPinned(this.paths.pinDir) === OBSERVER_PROGRAMS;
+  }
+
+  /** Where the SLOs it measures against are pinned; null while it is not running. */
+  get sloPinDir(): string | null {
+    return this.attached ? (this.started?.sloPinDir ?? this.paths.pinDir) : null;
+  }
+
+  /**
+   * Attaches it, reading the SLOs pinned in sloPinDir (the scheduler's, when they exist) or its
+   * own. Already attached with the same SLO folder: nothing to do.
+   */
+  async start(sloPinDir?: string): Promise<void> {
+    const want = sloPinDir ?? this.paths.pinDir;
+    if (this.attached && this.started?.sloPinDir === want) return;
+    if (this.attached) await stopObserver(this.paths);
+    this.started = await startObserver(this.paths, sloPinDir !== undefined ? { sloPinDir } : {});
+  }
+
+  async stop(): Promise<void> {
+    this.closeSession();
+    this.started = null;
+    if (observerLinksPinned(this.paths.pinDir) > 0) await stopObserver(this.paths);
+  }
+
+  /** The serve session on the observer's own pins (its stats and offenders); null if unpinned. */
+  mapSession(): ObserverSession | null {
+    let key: string;
+    try {
+      key = String(statSync(path.join(this.paths.pinDir, "stats_map"), { bigint: true }).ino);
+    } catch {
+      this.closeSession();
+      return null;
+    }
+    if (this.session?.alive && this.sessionFor === key) return this.session;
+    this.closeSession();
+    this.session = new ObserverSession(this.paths);
+    this.sessionFor = key;
+    return this.session;
+  }
+
+  /** Closes the session; the observer itself keeps running on its pins. */
+  async close(): Promise<void> {
+    const s = this.session;
+    this.session = null;
+    await s?.close();
+  }
+
+  private closeSession(): void {
+    const s = this.session;
+    this.session = null;
+    this.sessionFor = null;
+    if (s?.alive) void s.close();
+  }
 }

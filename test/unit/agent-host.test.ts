@@ -27,6 +27,8 @@ test("agent without sched_ext: unsupported state, endpoints, config reloads", as
   const config = path.join(dir, "config");
   const logs: string[] = [];
   const agent = new Agent({
+    // scx_slo's side only: observe mode has its own test.
+    mode: "enforce",
     source: { kind: "file", file: config },
     listen: { host: "127.0.0.1", port: 0 },
     loaderPaths: { ...defaultLoaderPaths(), pinDir: path.join(dir, "pins") },
@@ -140,6 +142,8 @@ test("agent over the SLO map's capacity: keeps the important cgroups, names each
   writeFileSync(config, "/many/* 200 30\n/a 50 90\n");
   const logs: string[] = [];
   const agent = new Agent({
+    // scx_slo's side only: observe mode has its own test.
+    mode: "enforce",
     source: { kind: "file", file: config },
     listen: { host: "127.0.0.1", port: 0 },
     loaderPaths: { ...defaultLoaderPaths(), pinDir: path.join(dir, "pins") },

@@ -76,6 +76,8 @@ test("2000 concurrent scrapes: /healthz answers throughout, memory stays bounded
       `127.0.0.1:${port}`,
       "--cgroup-root",
       cg,
+      "--mode",
+      "enforce",
       "--safe-mode-file",
       path.join(dir, "safe-mode"),
     ],

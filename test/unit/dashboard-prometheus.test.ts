@@ -81,6 +81,8 @@ test("every dashboard query against a real Prometheus: one series per SLO cgroup
     ].join("\n"),
   );
   const agent = new Agent({
+    // scx_slo's side only: observe mode has its own test.
+    mode: "enforce",
     source: { kind: "file", file: config },
     listen: { host: "127.0.0.1", port: 0 },
     loaderPaths: { ...defaultLoaderPaths(), pinDir: path.join(dir, "pins") },

@@ -101,6 +101,7 @@ test("every metric the Grafana dashboard queries is one the agent exports", asyn
       slos: () => [sample],
       counters: () => ({}),
       schedulerState: () => "attached",
+      mode: () => "enforce",
       reattaches: () => 0,
       unplannedDetaches: () => 0,
       lastExit: () => null,

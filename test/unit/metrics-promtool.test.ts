@@ -49,6 +49,7 @@ test("promtool check metrics: the full exposition passes with no warnings", asyn
       slos: () => slos,
       counters: () => counters,
       schedulerState: () => "attached",
+      mode: () => "enforce",
       reattaches: () => 1,
       unplannedDetaches: () => 1,
       lastExit: () => ({ kind: 1026, kind_name: "error_stall", code: 0, reason: "stall", msg: "" }),

@@ -78,6 +78,7 @@ function view(slos: SloSample[]): MetricsView {
     slos: () => slos,
     counters: () => counts,
     schedulerState: () => "attached",
+    mode: () => "enforce",
     reattaches: () => 3,
     unplannedDetaches: () => 1,
     lastExit: () => ({

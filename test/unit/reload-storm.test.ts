@@ -38,6 +38,8 @@ test(`${RELOADS} SIGHUP reloads with rewrites: RSS stays within a few MiB`, asyn
   const child = spawn(
     process.execPath,
     [MAIN, "run", "--config", config, "--listen", "127.0.0.1:0", "--cgroup-root", cg].concat([
+      "--mode",
+      "enforce",
       "--safe-mode-file",
       path.join(dir, "safe-mode"),
     ]),
