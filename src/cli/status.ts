@@ -30,6 +30,8 @@ export interface StatusSlo {
   misses: number;
   wait_p99_ns: number | null;
   overloaded: boolean | null;
+  /** The cgroup that held the CPU longest while this one waited (observe mode). */
+  top_neighbour: string | null;
 }
 
 export interface StatusReport {
@@ -110,6 +112,7 @@ async function readMaps(): Promise<StatusSlo[]> {
         misses: st?.misses ?? 0,
         wait_p99_ns: Number.isFinite(p99) ? p99 : null,
         overloaded: null,
+        top_neighbour: null,
       };
     });
   } finally {
@@ -161,6 +164,7 @@ export async function collectStatus(
         misses: c.misses,
         wait_p99_ns: Number.isFinite(p99) ? p99 : null,
         overloaded: c.overloaded,
+        top_neighbour: c.neighbours[0]?.cgroup ?? null,
       };
     });
   } else if (sys.supported) {
@@ -246,6 +250,10 @@ export function formatStatus(r: StatusReport): string {
         `, standby copy ${a.scheduler.standby}`,
     );
     kv(
+      "mode",
+      `${a.mode.mode} (${a.mode.reason}${a.mode.observer === "beside" ? "; the observer runs beside it" : ""})`,
+    );
+    kv(
       "source",
       `${a.source.kind} ${a.source.description}: ${a.source.loaded ? "loaded" : "NOT loaded"}` +
         ` (${a.source.reloads_ok} reloads ok, ${a.source.reloads_failed} failed)`,
@@ -265,7 +273,18 @@ export function formatStatus(r: StatusReport): string {
   kv("SLOs", `${desired}${applied} applied in the SLO map, ${misses} deadline misses in total`);
   if (r.slos.length === 0) return lines.join("\n") + "\n";
   const rows = [
-    ["CGROUP", "POD", "BUDGET", "IMP", "RUNS", "MISSES", "MISS%", "P99 WAIT", "OVERLOAD"],
+    [
+      "CGROUP",
+      "POD",
+      "BUDGET",
+      "IMP",
+      "RUNS",
+      "MISSES",
+      "MISS%",
+      "P99 WAIT",
+      "OVERLOAD",
+      "NEIGHBOUR",
+    ],
   ];
   for (const x of r.slos) {
     rows.push([
@@ -278,6 +297,7 @@ export function formatStatus(r: StatusReport): string {
       x.runs ? `${((100 * x.misses) / x.runs).toFixed(1)}%` : "-",
       ms(x.wait_p99_ns),
       x.overloaded === null ? "-" : x.overloaded ? "YES" : "no",
+      x.top_neighbour ?? "-",
     ]);
   }
   return `${lines.join("\n")}\n\n${table(rows)}\n`;
