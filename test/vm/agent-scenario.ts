@@ -46,7 +46,7 @@ stop_agent() { kill "$AGENT"; wait "$AGENT"; echo "agent exit status $?"; AGENT=
 export async function scenario(
   name: string,
   script: string,
-  timeoutMs = 150_000,
+  timeoutMs = 300_000,
 ): Promise<{ r: VmResult; result: Record<string, unknown> }> {
   const r = await runInVm({
     command: `${PRELUDE}\n${script}`,

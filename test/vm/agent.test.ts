@@ -16,7 +16,7 @@ mkdir $CG/slo-a
 echo "/slo-a 1 90" > /tmp/slo.conf
 t0=$(now_ms)
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 t_ready=$(( $(now_ms) - t0 ))
 wait_until 10 metric_is scx_slo_budget_seconds /slo-a 0.001 || fail "SLO not applied"
 seq0=$(enable_seq)
@@ -69,7 +69,7 @@ test("kill -9 of the agent leaves the scheduler attached; a restarted agent adop
 mkdir $CG/b1 $CG/b2
 echo "/b1 10 50" > /tmp/slo.conf
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 wait_until 10 metric_is scx_slo_budget_seconds /b1 0.01 || fail "SLO not applied"
 seq0=$(enable_seq)
 wait_until 10 standby_is ready || fail "no standby copy verified"
@@ -83,7 +83,7 @@ link_after_kill=$(build/scx-slo-loader status | jq .link_pinned)
 # The config changes while no agent runs.
 printf '/b1 20 50\n/b2 30 60\n' > /tmp/slo.conf
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "restarted agent not ready"
+wait_until 120 ready || fail "restarted agent not ready"
 wait_until 10 metric_is scx_slo_budget_seconds /b1 0.02 || fail "changed SLO not reconciled"
 wait_until 10 metric_is scx_slo_budget_seconds /b2 0.03 || fail "new SLO not reconciled"
 seq1=$(enable_seq)
@@ -126,7 +126,7 @@ test("forced scheduler exit (loader unload): the agent re-attaches within 1 s", 
 mkdir $CG/svc
 echo "/svc 10 50" > /tmp/slo.conf
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 wait_until 10 metric0_is scx_slo_slo_entries 1 || fail "SLO not applied"
 wait_until 10 standby_is ready || fail "no standby copy verified"
 # Measured from just before the unload to root/ops naming scx_slo under a new enable_seq.
@@ -188,7 +188,7 @@ mkdir $CG/many
 mkdir $(seq -f "$CG/many/c%g" 1 500)
 echo none > /tmp/slo.conf
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 rss_idle=$(rss_kib $AGENT)
 seq -f "/many/c%g 5 50" 1 500 > /tmp/slo.new
 t0=$(now_ms)
@@ -265,7 +265,7 @@ FLAG=/run/scx-slo/safe-mode
 mkdir $CG/e1
 echo "/e1 10 50" > /tmp/slo.conf
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 attached || fail "not attached at start"
 t0=$(now_ms)
 $CLI safe-mode on --reason "vm test" > $OUT/cli-on.txt 2>&1 || fail "safe-mode on failed"

@@ -18,7 +18,7 @@ mkdir $CG/stuck
 export SCX_SLO_BPF_OBJ=build/scx_slo_test.bpf.o SCX_SLO_TEST_STALL_CGROUP=$(stat -c %i $CG/stuck)
 echo "/stuck 5 50" > /tmp/slo.conf
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 attached || fail "test build not attached"
 seq_start=$(enable_seq)
 t0=$(now_ms)
@@ -83,7 +83,7 @@ mkdir $CG/crit $CG/batch
 echo "/crit 1 90" > /tmp/slo.conf
 measure() { in_cgroup /crit cyclictest -q -m -D$2 -i1000 -h100000 > "$OUT/$1.txt" || fail "cyclictest $1"; }
 start_agent /tmp/slo.conf
-wait_until 30 ready || fail "agent not ready"
+wait_until 120 ready || fail "agent not ready"
 wait_until 10 metric_is scx_slo_budget_seconds /crit 0.001 || fail "SLO not applied"
 seq0=$(enable_seq)
 in_cgroup /batch stress-ng --cpu 8 --timeout 300 --quiet & HOGS=$!
@@ -98,7 +98,7 @@ for round in 1 2 3; do
   measure "gap-$round" 6
   attached || fail "scheduler lost during the gap"
   start_agent /tmp/slo.conf
-  wait_until 30 ready || fail "new agent not ready (round $round)"
+  wait_until 120 ready || fail "new agent not ready (round $round)"
   sleep 2
 done
 seq1=$(enable_seq)
