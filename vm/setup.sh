@@ -19,12 +19,12 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 grep -q 'bookworm' /etc/os-release || say "warning: not Debian bookworm; package names may differ"
 
 APT_PKGS=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
-  busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15 curl jq)
+  busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15 curl jq openssl)
 BACKPORT_PKGS=(libbpf-dev bpftool qemu-system-x86)
 
 host_tools_present() {
   for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng \
-    chrt setpriv ip curl jq /usr/lib/postgresql/15/bin/pgbench; do
+    chrt setpriv ip curl jq openssl /usr/lib/postgresql/15/bin/pgbench; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || return 1
   done
   [ -f /usr/include/bpf/libbpf.h ] || return 1
