@@ -448,6 +448,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       "--etcd-compaction-interval=0",
       "--max-requests-inflight=100",
       "--max-mutating-requests-inflight=50",
+      // The OpenAPI documents are built on first request; under software emulation that takes
+      // longer than the default one-minute limit, and kubectl's first write needs /openapi/v2.
+      "--request-timeout=5m",
       "--profiling=false",
       "--enable-logs-handler=false",
       ...(opts.extraApiServerArgs ?? []),
