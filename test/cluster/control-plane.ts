@@ -379,8 +379,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const started = Date.now();
   const dir = mkdtempSync(path.join(opts.tmpRoot ?? os.tmpdir(), "scx-slo-k8s-"));
   const procs: { etcd?: Proc; apiserver?: Proc } = {};
+  // A test process that exits without stop() (an uncaught error) takes both with it.
   const killAll = () => {
     for (const p of [procs.apiserver, procs.etcd]) if (p && !p.hasExited()) p.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
   };
   process.once("exit", killAll);
 
