@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full bench-observe vm image install peers clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full bench-observe vm image install peers cluster clean
 
 all: build
 
@@ -69,10 +69,10 @@ lint: deps
 	npx depcruise --config .dependency-cruiser.cjs src bench vm test
 
 ## test: everything, the VM tests against the real sched_ext kernel included
-test: build lint
+test: build lint cluster
 	node --test --test-reporter=spec --test-concurrency=1 $$(find dist/test -name "*.test.js" | sort)
 
-test-unit: build
+test-unit: build cluster
 	node --test --test-reporter=spec $$(find dist/test/unit -name "*.test.js" | sort)
 
 test-vm: build
@@ -116,6 +116,11 @@ install: build
 ## image: the agent's container image with podman, from a local Debian base (deploy/image/build.sh)
 image: build
 	deploy/image/build.sh
+
+## cluster: etcd, kube-apiserver and kubectl built from source for the tests (test/cluster/build.sh;
+## into ${SCX_SLO_CACHE_ROOT:-/var/cache/scx-slo}/k8s/<version>/bin; seconds when present)
+cluster:
+	@./test/cluster/build.sh
 
 clean:
 	rm -rf dist $(BUILD) .cache/vm-runs

@@ -21,12 +21,12 @@ grep -q 'bookworm' /etc/os-release || say "warning: not Debian bookworm; package
 
 APT_PKGS=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
   busybox-static cpio xz-utils zstd rt-tests stress-ng util-linux iproute2 postgresql-15 curl jq
-  prometheus linux-perf)
+  prometheus linux-perf openssl)
 BACKPORT_PKGS=(libbpf-dev bpftool qemu-system-x86)
 
 host_tools_present() {
   for b in clang-19 llvm-strip-19 bpftool qemu-system-x86_64 busybox cpio xz zstd cyclictest stress-ng \
-    chrt setpriv ip curl jq perf hackbench /usr/lib/postgresql/15/bin/pgbench prometheus promtool; do
+    chrt setpriv ip curl jq perf hackbench openssl /usr/lib/postgresql/15/bin/pgbench prometheus promtool; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || return 1
   done
   [ -f /usr/include/bpf/libbpf.h ] || return 1
