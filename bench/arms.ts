@@ -6,7 +6,11 @@
 // reference rather than a contender: the critical workload as a real-time (SCHED_FIFO) task, the
 // fastest wake-up the kernel has, so a report shows how close the emulator lets any scheduler get
 // (it is no answer for a pod: a FIFO task that spins holds its CPU against everything but the 5%
-// real-time throttle).
+// real-time throttle). The peers are the sched-ext/scx project's production schedulers
+// (bench/peer-arms.ts, bench/peers/README.md).
+//
+// An arm is set up once for a run of cells (the ladder keeps it across the hog steps of a
+// workload): cellStart/cellEnd bracket each cell's window, teardown ends it.
 import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -24,8 +28,9 @@ import {
   unloadScheduler,
 } from "../src/sched/loader.js";
 import { LoaderSession } from "../src/sched/session.js";
-import { histogramQuantileNs } from "../src/sched/histogram.js";
+import { histogramDelta, histogramQuantileNs } from "../src/sched/histogram.js";
 import { NS_PER_MS } from "../src/slo/model.js";
+import { isPeerArm, PEER_ARMS, startPeer } from "./peer-arms.js";
 
 export const ALL_ARMS = [
   "fair",
@@ -34,6 +39,7 @@ export const ALL_ARMS = [
   "scx_slo",
   "scx_slo-loader",
   "fair-rt",
+  ...PEER_ARMS,
 ] as const;
 export type ArmName = (typeof ALL_ARMS)[number];
 /** The arm whose critical workload runs SCHED_FIFO; workloads that cannot do that refuse it. */
@@ -61,9 +67,23 @@ export interface ArmSetup {
   ownCgroup?: string;
   /** Run the critical workload under SCHED_FIFO at RT_PRIORITY. */
   criticalRealtime: boolean;
-  /** Extra fields for the record (scx_slo: the in-kernel view of the critical cgroup's waits). */
-  teardown(): Promise<Record<string, unknown>>;
+  /**
+   * What /sys/kernel/sched_ext/root/ops starts with while the arm's scheduler runs; null for the
+   * arms on the kernel's fair class. A cell that ends without it did not run under the arm.
+   */
+  opsPrefix: string | null;
+  /** Seconds from start to attached (sched_ext arms). */
+  attachS?: number;
+  /** Before a cell's window. */
+  cellStart(): Promise<void>;
+  /** After a cell's window: extra fields for its record (scx_slo: the in-kernel view of it). */
+  cellEnd(): Promise<Record<string, unknown>>;
+  /** After the arm's last cell: its scheduler stopped, the kernel back on its fair class. */
+  teardown(): Promise<void>;
 }
+
+const nothing = async () => ({});
+const noop = async () => {};
 
 export const CRITICAL_BUDGET_MS = 1;
 export const CRITICAL_IMPORTANCE = 90;
@@ -85,26 +105,100 @@ export function armsRefusedBy(
 export const AGENT_CGROUP = "/bench/agent";
 const AGENT_CONFIG = "/tmp/scx-slo-bench.conf";
 
-export async function setUpArm(arm: ArmName, cg: BenchCgroups): Promise<ArmSetup> {
+/**
+ * Arms whose operator's lever is cpu.weight: the critical (and loadgen) cgroup at 10000, batch at
+ * 1. scx_flash honours cpu.weight, so it gets what the fair-weight arm gets.
+ */
+const WEIGHTED_ARMS: readonly string[] = ["fair-weight", "flash"];
+
+export interface ArmOptions {
+  /** Where a peer scheduler's output goes. */
+  logFile?: string;
+}
+
+export async function setUpArm(
+  arm: ArmName,
+  cg: BenchCgroups,
+  opts: ArmOptions = {},
+): Promise<ArmSetup> {
   const paths = defaultLoaderPaths();
   const status = await schedulerStatus(paths);
   if (status.attached) await unloadScheduler(paths);
-  writeCgroupFile(cg.critical, "cpu.weight", arm === "fair-weight" ? "10000" : "100");
-  writeCgroupFile(cg.batch, "cpu.weight", arm === "fair-weight" ? "1" : "100");
-  if (cg.loadgen)
-    writeCgroupFile(cg.loadgen, "cpu.weight", arm === "fair-weight" ? "10000" : "100");
+  const weighted = WEIGHTED_ARMS.includes(arm);
+  writeCgroupFile(cg.critical, "cpu.weight", weighted ? "10000" : "100");
+  writeCgroupFile(cg.batch, "cpu.weight", weighted ? "1" : "100");
+  if (cg.loadgen) writeCgroupFile(cg.loadgen, "cpu.weight", weighted ? "10000" : "100");
   if (arm === "scx_slo") return startAgentArm(cg);
   if (arm === "scx_slo-loader") return loaderOnlyArm(cg);
+  if (isPeerArm(arm)) {
+    const peer = await startPeer(arm, opts.logFile ?? `/tmp/scx-peer-${arm}.log`);
+    return {
+      batchIdle: false,
+      criticalRealtime: false,
+      opsPrefix: peer.opsPrefix,
+      attachS: peer.attachS,
+      cellStart: noop,
+      cellEnd: nothing,
+      teardown: async () => {
+        const { exitCode, detachS } = await peer.stop();
+        console.log(`  ${arm}: detached in ${detachS.toFixed(1)} s, exit ${exitCode}`);
+      },
+    };
+  }
   return {
     batchIdle: arm === "fair-idle",
     criticalRealtime: arm === RT_ARM,
-    teardown: async () => ({}),
+    opsPrefix: null,
+    cellStart: noop,
+    cellEnd: nothing,
+    teardown: noop,
   };
+}
+
+interface CgroupWaits {
+  cgroupId: bigint;
+  hist: number[];
+  waitMaxNs: number;
+  runs: number;
+  misses: number;
+}
+
+/**
+ * One cell's share of cumulative in-kernel figures (the arm's scheduler outlives the cell). The
+ * worst wait is the cell's own when it set a new high; otherwise the upper edge of the highest
+ * histogram bucket the cell reached.
+ */
+export function cellWaits(after: CgroupWaits[], before: CgroupWaits[]): CgroupWaits[] {
+  return after.map((a) => {
+    const b = before.find((x) => x.cgroupId === a.cgroupId);
+    if (!b) return a;
+    const hist = histogramDelta(a.hist, b.hist);
+    return {
+      cgroupId: a.cgroupId,
+      hist,
+      waitMaxNs: a.waitMaxNs > b.waitMaxNs ? a.waitMaxNs : histogramQuantileNs(hist, 1) || 0,
+      runs: a.runs - b.runs,
+      misses: a.misses - b.misses,
+    };
+  });
+}
+
+function countersDelta(
+  after: Readonly<Record<string, number>>,
+  before: Readonly<Record<string, number>>,
+): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+}
+
+/** After a failed arm run: scx_slo unloaded if it is still attached (the agent pins it). */
+export async function detachScxSlo(): Promise<void> {
+  const paths = defaultLoaderPaths();
+  if ((await schedulerStatus(paths)).attached) await unloadScheduler(paths, true);
 }
 
 /** The in-kernel view of the critical (and load generator's) cgroup, for the record. */
 function kernelView(
-  stats: { cgroupId: bigint; hist: number[]; waitMaxNs: number; runs: number; misses: number }[],
+  stats: CgroupWaits[],
   counters: Readonly<Record<string, number>> | null,
   cg: BenchCgroups,
 ): Record<string, unknown> {
@@ -132,15 +226,26 @@ async function loaderOnlyArm(cg: BenchCgroups): Promise<ArmSetup> {
   ]);
   const after = await schedulerStatus(paths);
   if (!after.attached) throw new Error(`scx_slo did not attach: state ${after.state}`);
+  let before = await session.stats();
   return {
     batchIdle: false,
     criticalRealtime: false,
+    opsPrefix: "scx_slo",
+    cellStart: async () => {
+      before = await session.stats();
+    },
+    cellEnd: async () => {
+      const now = await session.stats();
+      return kernelView(
+        cellWaits(now.cgroups, before.cgroups),
+        countersDelta(now.counters, before.counters),
+        cg,
+      );
+    },
     teardown: async () => {
-      const stats = await session.stats();
       await session.close();
-      // Purged, so every cell starts from empty maps and its in-kernel figures are its own.
+      // Purged, so the next arm starts from empty maps and its in-kernel figures are its own.
       await unloadScheduler(paths, true);
-      return kernelView(stats.cgroups, stats.counters, cg);
     },
   };
 }
@@ -179,8 +284,9 @@ async function startAgentArm(cg: BenchCgroups): Promise<ArmSetup> {
     const st = await agentStatus().catch(() => null);
     if (
       st?.scheduler.state === "attached" &&
-      st.slos.desired === lines.length &&
-      st.slos.applied >= lines.length
+      // The agent adds an SLO for its own cgroup beside the config's.
+      st.slos.desired >= lines.length &&
+      st.slos.applied >= st.slos.desired
     ) {
       break;
     }
@@ -190,25 +296,33 @@ async function startAgentArm(cg: BenchCgroups): Promise<ArmSetup> {
     }
     await sleep(100);
   }
+  const waits = async (): Promise<CgroupWaits[]> =>
+    (await agentStatus()).cgroups.map((c) => ({
+      cgroupId: BigInt(c.cgroup_id),
+      hist: c.hist,
+      waitMaxNs: c.wait_max_ns,
+      runs: c.runs,
+      misses: c.misses,
+    }));
+  let before: CgroupWaits[] = [];
   return {
     batchIdle: false,
     criticalRealtime: false,
     ownCgroup: AGENT_CGROUP,
-    teardown: async () => {
-      const st = await agentStatus();
+    opsPrefix: "scx_slo",
+    cellStart: async () => {
+      before = await waits();
+    },
+    cellEnd: async () => {
+      const stats = cellWaits(await waits(), before);
       const proc = readFileSync(`/proc/${agent.pid}/status`, "utf8");
       const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(proc)?.[1] ?? NaN);
+      return { ...kernelView(stats, null, cg), agent_rss_kib: rssKiB };
+    },
+    teardown: async () => {
       agent.kill("SIGTERM");
       await exited;
       await unloadScheduler(defaultLoaderPaths(), true);
-      const stats = st.cgroups.map((c) => ({
-        cgroupId: BigInt(c.cgroup_id),
-        hist: c.hist,
-        waitMaxNs: c.wait_max_ns,
-        runs: c.runs,
-        misses: c.misses,
-      }));
-      return { ...kernelView(stats, null, cg), agent_rss_kib: rssKiB };
     },
   };
 }

@@ -27,8 +27,21 @@ export interface Workload {
   hogMarginS: number;
   /** Whether prepare() honours CellContext.realtimePriority (the fair-rt arm). */
   supportsRealtime: boolean;
+  /**
+   * The critical cgroup's cpu.max while this workload runs (absent: none). The ladder writes it
+   * before the first arm's scheduler attaches and lifts it after the last one has detached, with
+   * the cgroup empty both times: a limit changed under an attached sched_ext scheduler can crash
+   * Linux 7.3 when the scheduler is unloaded (docs/kernel-issues.md).
+   */
+  criticalCpuMax?: string;
   /** Once per ladder, before any cell (calibration, a database to create). */
   init?(): Promise<void>;
+  /**
+   * Once per arm run, under the arm's scheduler and before its first cell: long-lived services
+   * its cells share (the chain's), started and warmed up so that a cell measures scheduling, not
+   * start-up. Resolves with what stops them, which the ladder calls after the arm's last cell.
+   */
+  startArm?(ctx: CellContext): Promise<() => Promise<void>>;
   prepare(ctx: CellContext): Promise<RunningWorkload>;
   /** Once per ladder, after the last cell. */
   cleanup?(): Promise<void>;

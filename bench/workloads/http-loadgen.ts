@@ -36,7 +36,8 @@ export interface LoadOptions {
 const REQUEST = Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 const nowNs = () => process.hrtime.bigint();
 
-type Done = (ok: boolean) => void;
+/** A response is complete (ok: status 200) with its body, or the connection broke. */
+type Done = (ok: boolean, body: Buffer) => void;
 
 /** One keep-alive connection with at most one request in flight (no pipelining). */
 export class Conn {
@@ -70,16 +71,15 @@ export class Conn {
     this.socket.write(REQUEST);
   }
 
-  /** A request whose response is complete, or the connection broke. */
-  private finish(ok: boolean): void {
+  private finish(ok: boolean, body: Buffer): void {
     const done = this.done;
     this.done = null;
-    done?.(ok);
+    done?.(ok, body);
   }
 
   private fail(): void {
     this.socket.destroy();
-    this.finish(false);
+    this.finish(false, Buffer.alloc(0));
   }
 
   private onData(d: Buffer): void {
@@ -90,8 +90,9 @@ export class Conn {
     const len = /\r\ncontent-length:\s*(\d+)/i.exec(head);
     const total = end + 4 + (len ? Number(len[1]) : 0);
     if (this.buf.length < total) return;
+    const body = this.buf.subarray(end + 4, total);
     this.buf = this.buf.subarray(total);
-    this.finish(head.startsWith("HTTP/1.1 200"));
+    this.finish(head.startsWith("HTTP/1.1 200"), body);
   }
 
   close(): void {

@@ -1,14 +1,16 @@
 // The ladder's workloads by name.
 import type { Workload } from "../workload.js";
+import { chainWorkload, type ChainOptions } from "./chain.js";
 import { runCyclictest } from "./cyclictest.js";
 import { httpWorkload, type HttpOptions } from "./http.js";
 import { pgbenchWorkload, type PgbenchOptions } from "./pgbench.js";
 
-export const WORKLOAD_NAMES = ["cyclictest", "http", "pgbench"] as const;
+export const WORKLOAD_NAMES = ["cyclictest", "http", "pgbench", "chain"] as const;
 
 export interface WorkloadOptions {
   http: HttpOptions;
   pgbench: PgbenchOptions;
+  chain: ChainOptions;
 }
 
 const cyclictest: Workload = {
@@ -36,6 +38,8 @@ export function makeWorkload(name: string, o: WorkloadOptions): Workload {
       return httpWorkload(o.http);
     case "pgbench":
       return pgbenchWorkload(o.pgbench);
+    case "chain":
+      return chainWorkload(o.chain);
     default:
       throw new Error(`unknown workload ${name} (known: ${WORKLOAD_NAMES.join(", ")})`);
   }

@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { readCpuStat, writeCgroupFile } from "../../src/cgroup/cgroupfs.js";
+import { readCpuStat } from "../../src/cgroup/cgroupfs.js";
 import { spawnInCgroup } from "../../src/cgroup/spawn.js";
 import { sleep, waitFor } from "../../src/util/process.js";
 import { percentilesFromSamples } from "../stats.js";
@@ -97,6 +97,7 @@ export function pgbenchWorkload(o: PgbenchOptions): Workload {
     needsLoadgen: true,
     hogMarginS: 3,
     supportsRealtime: false,
+    criticalCpuMax: o.cpuMax,
     async init() {
       bin = findPgBin();
       rmSync("/tmp/scx-pg", { recursive: true, force: true });
@@ -165,19 +166,9 @@ async function preparePgbench(
 ): Promise<RunningWorkload> {
   if (!ctx.cg.loadgen) throw new Error("pgbench workload needs the loadgen cgroup");
   const gen = ctx.cg.loadgen;
-  writeCgroupFile(ctx.cg.critical, "cpu.max", o.cpuMax);
-  const resetLimit = () => writeCgroupFile(ctx.cg.critical, "cpu.max", "max");
-  let server: Awaited<ReturnType<typeof startServer>>;
-  try {
-    server = await startServer(bin, ctx.cg.critical);
-  } catch (err) {
-    resetLimit();
-    throw err;
-  }
-  const close = async () => {
-    await stopServer(server);
-    resetLimit();
-  };
+  // The cgroup's cpu.max is the ladder's (Workload.criticalCpuMax), in place before the arm.
+  const server = await startServer(bin, ctx.cg.critical);
+  const close = () => stopServer(server);
   return {
     close,
     async measure() {

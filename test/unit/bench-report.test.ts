@@ -8,6 +8,7 @@ import path from "node:path";
 import { armsRefusedBy } from "../../bench/arms.js";
 import { renderChart, logTicks } from "../../bench/chart.js";
 import { makeWorkload } from "../../bench/workloads/index.js";
+import { CHAIN_DEFAULTS } from "../../bench/workloads/chain.js";
 import { HTTP_DEFAULTS } from "../../bench/workloads/http.js";
 import { PGBENCH_DEFAULTS } from "../../bench/workloads/pgbench.js";
 import { resultsDir, writeOutputs } from "../../bench/host.js";
@@ -246,7 +247,7 @@ test("renderReport: the SCHED_FIFO reference arm is reported as the floor, never
 });
 
 test("armsRefusedBy: the SCHED_FIFO reference arm runs cyclictest only, and says how to fix a plan", () => {
-  const opts = { http: HTTP_DEFAULTS, pgbench: PGBENCH_DEFAULTS };
+  const opts = { http: HTTP_DEFAULTS, pgbench: PGBENCH_DEFAULTS, chain: CHAIN_DEFAULTS };
   const [cyclictest, http, pgbench] = ["cyclictest", "http", "pgbench"].map((w) =>
     makeWorkload(w, opts),
   );
