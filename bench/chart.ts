@@ -1,6 +1,7 @@
-// Pure: one SVG per workload, p99 (log scale) against the number of background hogs, a line per
-// arm. Hand-written SVG so the report needs nothing installed to view or build it.
+// Pure: one SVG per workload and hog kind, p99 (log scale) against the number of background hogs,
+// a line per arm. Hand-written SVG so the report needs nothing installed to view or build it.
 import { armsOf, findCell, stepsOf, type Cell } from "./summary.js";
+import { DEFAULT_HOG_KIND } from "./workloads/stress.js";
 
 const W = 640;
 const H = 400;
@@ -11,6 +12,11 @@ const COLOURS: Record<string, string> = {
   "fair-idle": "#9467bd",
   scx_slo: "#2ca02c",
   "fair-rt": "#7f7f7f",
+  lavd: "#1f77b4",
+  "lavd-bw": "#17becf",
+  bpfland: "#8c564b",
+  flash: "#e377c2",
+  layered: "#bcbd22",
 };
 const SPARE = ["#1f77b4", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
@@ -31,11 +37,17 @@ function fmtTick(us: number): string {
   return `${us} us`;
 }
 
-export function renderChart(cells: readonly Cell[], workload: string): string {
-  const steps = stepsOf(cells, workload);
-  const arms = armsOf(cells, workload);
-  const values = cells
-    .filter((c) => c.workload === workload && c.p99_us > 0 && Number.isFinite(c.p99_us))
+export function renderChart(
+  cells: readonly Cell[],
+  workload: string,
+  kind: string = DEFAULT_HOG_KIND,
+): string {
+  const steps = stepsOf(cells, workload, kind);
+  const arms = armsOf(cells, workload, kind);
+  const name = kind === DEFAULT_HOG_KIND ? workload : `${workload}, ${kind} hogs`;
+  const values = steps
+    .flatMap((bg) => arms.map((arm) => findCell(cells, workload, arm, bg, kind)))
+    .filter((c): c is Cell => !!c && c.p99_us > 0 && Number.isFinite(c.p99_us))
     .map((c) => c.p99_us);
   const ticks = values.length ? logTicks(Math.min(...values), Math.max(...values)) : [10, 100];
   const lo = Math.log10(ticks[0]!);
@@ -48,9 +60,9 @@ export function renderChart(cells: readonly Cell[], workload: string): string {
   const y = (us: number) => M.top + plotH - ((Math.log10(us) - lo) / (hi - lo)) * plotH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<title>${escapeXml(`${workload}: p99 latency against background hogs`)}</title>`,
+    `<title>${escapeXml(`${name}: p99 latency against background hogs`)}</title>`,
     `<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(`${workload}: p99 latency (log scale) vs background hogs`)}</text>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(`${name}: p99 latency (log scale) vs background hogs`)}</text>`,
   ];
   for (const t of ticks) {
     out.push(
@@ -72,7 +84,7 @@ export function renderChart(cells: readonly Cell[], workload: string): string {
   arms.forEach((arm, k) => {
     const colour = COLOURS[arm] ?? SPARE[k % SPARE.length]!;
     const pts = steps
-      .map((bg, i) => ({ i, c: findCell(cells, workload, arm, bg) }))
+      .map((bg, i) => ({ i, c: findCell(cells, workload, arm, bg, kind) }))
       .filter((p) => p.c && p.c.p99_us > 0 && Number.isFinite(p.c.p99_us))
       .map((p) => [x(p.i), y(p.c!.p99_us)] as const);
     if (pts.length) {

@@ -36,6 +36,9 @@ function checkRecord(r: unknown, at: string, errors: string[]): void {
     !(isNum(rec.batch_ops_per_s) && rec.batch_ops_per_s >= 0)
   )
     errors.push(`${at}.batch_ops_per_s: neither null nor a rate`);
+  if ("hog_kind" in rec && (typeof rec.hog_kind !== "string" || rec.hog_kind === "")) {
+    errors.push(`${at}.hog_kind: not a name`);
+  }
   for (const k of ["critical_cpu_usec", "batch_cpu_usec", "window_s"]) {
     if (k in rec && !(isNum(rec[k]) && (rec[k] as number) >= 0)) {
       errors.push(`${at}.${k}: not a non-negative number`);
@@ -58,19 +61,24 @@ export function validateResults(obj: unknown): string[] {
     return errors;
   }
   f.records.forEach((r, i) => checkRecord(r, `records[${i}]`, errors));
-  // Interleaving: rep 0 of every arm and step ran before rep 1 of any, so reps never go back.
-  let lastRep = -1;
+  // Interleaving: rep 0 of every arm and step ran before rep 1 of any, so reps never go back
+  // within a boot (a run split over boots has its records tagged with theirs).
+  const lastRep = new Map<unknown, number>();
   for (const r of f.records as Record<string, unknown>[]) {
-    if (isCount(r?.rep) && r.rep < lastRep) {
-      errors.push(`records out of rep order (rep ${r.rep} after rep ${lastRep}): not interleaved`);
+    const boot = r?.boot ?? 0;
+    const last = lastRep.get(boot) ?? -1;
+    if (isCount(r?.rep) && r.rep < last) {
+      errors.push(`records out of rep order (rep ${r.rep} after rep ${last}): not interleaved`);
       break;
     }
-    if (isCount(r?.rep)) lastRep = r.rep;
+    if (isCount(r?.rep)) lastRep.set(boot, r.rep);
   }
   const seen = new Set<string>();
   for (const r of f.records as Record<string, unknown>[]) {
-    const key = JSON.stringify([r?.workload, r?.arm, r?.bg, r?.rep]);
-    if (seen.has(key)) errors.push(`duplicate record for (workload, arm, bg, rep) ${key}`);
+    const kind = r?.bg === 0 ? "none" : (r?.hog_kind ?? "int64");
+    const key = JSON.stringify([r?.workload, r?.arm, r?.bg, kind, r?.rep]);
+    if (seen.has(key))
+      errors.push(`duplicate record for (workload, arm, bg, hog kind, rep) ${key}`);
     seen.add(key);
   }
   return errors;
