@@ -92,8 +92,9 @@ demo: build
 bench: build
 	node dist/bench/run.js --quick
 
-## bench-full [LABEL=x]: every arm, steps 0,1,2,4,8, 3 reps (bench/results/<date>[-label]/)
-bench-full: build
+## bench-full [LABEL=x]: every arm and peer, 4 workloads, 4 hog kinds, steps 0,1,2,4,8, 3 reps;
+## one VM boot per workload, hours (bench/results/<date>[-label]/; bench/README.md)
+bench-full: build peers
 	node dist/bench/run.js --full $(if $(LABEL),--label $(LABEL))
 
 ## peers: the sched-ext/scx schedulers the benchmark compares against (bench/peers/, cached)
