@@ -304,8 +304,16 @@ async function runArm(run: ArmRun): Promise<void> {
       await stopServices?.();
     } finally {
       if (setup) await setup.teardown();
+      // The kernel finishes a detach after the unload returns; the next arm starts on fair.
+      await settleDetached();
     }
   }
+}
+
+/** Waits up to 15 s for sched_ext to report no scheduler attached. */
+async function settleDetached(): Promise<void> {
+  const until = Date.now() + 15_000;
+  while (kernelSchedState().state !== "disabled" && Date.now() < until) await sleep(50);
 }
 
 async function noop(): Promise<void> {}
