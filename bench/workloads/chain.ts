@@ -35,10 +35,11 @@ export interface ChainOptions {
   warmupS: number;
 }
 
-// Each hop costs a few ms of guest CPU per request under the emulated CPU, most of it node's HTTP
-// path on both ends of a call; 10 req/s through 5 hops keeps the chain's demand within about a
-// third of the 2 vCPUs, so at bg=0 it is far from saturated and what grows with the hogs is
-// waiting, not overload.
+// Each hop costs several times its hashing in guest CPU per request under the emulated CPU, most
+// of it node's HTTP path on both ends of a call, so a request through 5 hops costs several http
+// workload requests. The rate is chosen so that on an otherwise idle host the chain needs well
+// under one of the 2 vCPUs: at bg=0 it is far from saturated, and what grows with the hogs is
+// waiting, not overload. The critical cgroup's CPU in each record shows whether that held.
 export const CHAIN_DEFAULTS: ChainOptions = {
   hops: 5,
   rate: 10,
