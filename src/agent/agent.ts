@@ -429,6 +429,7 @@ export class Agent {
           ...(d.labels.pod !== undefined ? { pod: d.labels.pod } : {}),
         })),
       verdict: async (cgroups) => {
+        this.stats.noteOverloadDemand();
         await this.stats.sample(OVERLOAD_SAMPLE_MAX_AGE_MS);
         return this.overload.evaluateAll(cgroups);
       },

@@ -1,7 +1,8 @@
 // The scheduler's measurements, read when someone needs them rather than on a timer: a scrape,
 // /status or /overload asks for stats no older than it can use, and concurrent askers share one
-// read. The overload window needs a history of runs and misses, so those (and only those, no
-// histograms) are also sampled at a low rate while there are SLO cgroups.
+// read. The overload window needs a history of runs and misses: scrapes feed it, and while
+// someone polls /overload (a sidecar on the HTTP signal) runs and misses alone are also sampled
+// at a low rate in between. With nobody asking, nothing runs.
 
 import type { OverloadTracker } from "../metrics/overload.js";
 import type { CgroupStats, SchedulerCounters, StatsSnapshot } from "../sched/loader.js";
@@ -9,6 +10,9 @@ import type { ObserverSession, Offender } from "../sched/observer.js";
 import type { LoaderSession } from "../sched/session.js";
 import type { ResolvedSlo } from "../slo/model.js";
 import { errorMessage, type Logger } from "../util/log.js";
+
+/** After an /overload request, the window keeps being sampled this long. */
+const OVERLOAD_DEMAND_MS = 60_000;
 
 export interface StatsReaderOptions {
   /** The serve session for the pinned maps; null while there are none. */
@@ -33,6 +37,7 @@ export class StatsReader {
   private reading: Promise<void> | null = null;
   private sampling: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private overloadAskedAt = -Infinity;
   private lastError: string | null = null;
   private readonly now: () => number;
 
@@ -56,9 +61,15 @@ export class StatsReader {
 
   start(): void {
     this.timer ??= setInterval(() => {
-      if (this.o.desired().length > 0) void this.sample(0);
+      const asked = this.now() - this.overloadAskedAt < OVERLOAD_DEMAND_MS;
+      if (asked && this.o.desired().length > 0) void this.sample(0);
     }, this.o.sampleMs ?? 2000);
     this.timer.unref();
+  }
+
+  /** Someone asked /overload: keep the window sampled for a while. */
+  noteOverloadDemand(): void {
+    this.overloadAskedAt = this.now();
   }
 
   stop(): void {

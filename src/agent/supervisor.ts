@@ -1,5 +1,5 @@
 // Keeps scx_slo attached, or deliberately not. It looks when told to (the scheduler's exit event,
-// a pin removed, the safe-mode flag changed) and, as a safety net, once a second; it re-attaches
+// a pin removed, the safe-mode flag changed) and, as a safety net, every 5 s; it re-attaches
 // with back-off when the scheduler is gone, and after too many failures in a short window stops
 // trying and enters safe mode instead of flapping between schedulers. An agent that finds scx_slo
 // already attached adopts it: no reload.
@@ -65,7 +65,7 @@ export interface SupervisorStatus {
 }
 
 export const DEFAULT_SUPERVISOR = {
-  pollMs: 1000,
+  pollMs: 5000,
   fastPollMs: 10,
   backoffInitialMs: 100,
   backoffMaxMs: 5000,

@@ -74,7 +74,7 @@ export class ConfigFileSource implements RuleSource {
     this.poll = setInterval(() => {
       this.ensureWatch();
       if (!sameStamp(stamp(this.options.file), this.lastStamp)) this.trigger();
-    }, this.options.pollMs ?? 2000);
+    }, this.options.pollMs ?? 5000);
   }
 
   async stop(): Promise<void> {
