@@ -135,6 +135,12 @@ export function expandGlob(
   return { paths: current.sort(), truncated, watch };
 }
 
+/** The folder that holds cgroupPath ("" for the root's own children). */
+function parentOf(cgroupPath: string): string {
+  const slash = cgroupPath.lastIndexOf("/");
+  return slash < 0 ? "" : cgroupPath.slice(0, slash);
+}
+
 /** The deepest existing folder on the way to cgroupPath, or its parent when it exists. */
 function nearestWatch(root: string, cgroupPath: string): string {
   const parts = cgroupPath.split("/").filter((p) => p !== "");
@@ -159,7 +165,7 @@ function readDirs(dir: string): string[] {
 
 function isDirectory(dir: string): boolean {
   try {
-    return statSync(dir).isDirectory();
+    return statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch {
     return false;
   }
@@ -168,8 +174,10 @@ function isDirectory(dir: string): boolean {
 /** The cgroup id (directory inode) of a path relative to root; null when it does not exist. */
 function statCgroup(root: string, cgroupPath: string): bigint | null {
   try {
-    const st = statSync(path.join(root, cgroupPath), { bigint: true });
-    return st.isDirectory() ? st.ino : null;
+    // No exception for a cgroup that does not exist (yet): building one costs a lot under
+    // emulation, and rules naming future cgroups are common.
+    const st = statSync(path.join(root, cgroupPath), { bigint: true, throwIfNoEntry: false });
+    return st?.isDirectory() ? st.ino : null;
   } catch {
     return null;
   }
@@ -195,7 +203,8 @@ export function matchRule(
   const where = rule.origin.source;
   if (rule.match.kind === "path") {
     const id = statCgroup(root, rule.match.path);
-    const watch = [nearestWatch(root, rule.match.path)];
+    // An existing cgroup's parent exists: watch it without a walk (this runs for every pod).
+    const watch = [id !== null ? parentOf(rule.match.path) : nearestWatch(root, rule.match.path)];
     if (id !== null) {
       return { cgroups: [{ path: rule.match.path, id }], watch, warnings: [], unresolved: false };
     }
