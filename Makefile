@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full bench-observe vm image install peers cluster clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak soak-long demo bench bench-full bench-observe vm image install peers cluster clean
 
 all: build
 
@@ -97,6 +97,11 @@ soak: build
 	d=bench/results/$$(date -u +%F)-soak && mkdir -p $$d && SOAK_S=120 SOAK_RESULTS_DIR=$$d \
 	  node --test --test-reporter=spec --test-reporter-destination=stdout \
 	  --test-reporter=spec --test-reporter-destination=$$d/test-output.txt dist/test/vm/watchdog.test.js
+
+## soak-long [DURATION=7200]: churn, config rewrites, agent SIGKILLs and force-outs at once in the
+## VM for 2 hours, judged against the targets; writes bench/results/<date>-soak-2h/
+soak-long: build
+	node dist/bench/soak.js --duration $(or $(DURATION),7200) $(if $(OUT),--out $(OUT))
 
 ## demo: boot the sched_ext VM, run the quick noisy-neighbour ladder (fair vs scx_slo), print the table
 demo: build
