@@ -54,9 +54,23 @@ export const SHORT: SoakPlan = {
   hogs: 4,
 };
 
-/** A plan of another length: the LONG schedule, or SHORT's for runs under ten minutes. */
+/**
+ * A plan of another length: SHORT's schedule under ten minutes; from there to two hours LONG's
+ * with its kill and force-out intervals shortened in proportion (at most four times), so a trial
+ * sees each fault more than once; LONG's as it is from two hours on.
+ */
 export function planFor(durationS: number): SoakPlan {
-  return { ...(durationS < 600 ? SHORT : LONG), durationS };
+  if (durationS < 600) return { ...SHORT, durationS };
+  const f = Math.max(0.25, Math.min(1, durationS / LONG.durationS));
+  const scaled = (s: number) => Math.round(s * f);
+  return {
+    ...LONG,
+    durationS,
+    killEveryS: scaled(LONG.killEveryS),
+    killPhaseS: scaled(LONG.killPhaseS),
+    forceEveryS: scaled(LONG.forceEveryS),
+    forcePhaseS: scaled(LONG.forcePhaseS),
+  };
 }
 
 export interface SoakResult {

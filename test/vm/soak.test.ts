@@ -18,7 +18,9 @@ test("soak: churn, config rewrites, agent kills and force-outs at once, nothing 
       .join("\n"),
   );
   assert.equal(vm.exitCode, 0, `${vm.output}\nrun folder: ${vm.outDir}`);
-  assert.ok(run.samples.length >= SHORT.durationS / SHORT.sampleS - 1, "every window sampled");
+  // Windows run back to back to the end (a slow guest makes fewer of them, never a gap).
+  assert.ok(run.samples.length >= 4, `${run.samples.length} samples`);
+  assert.ok(run.samples.at(-1)!.t_s >= SHORT.durationS, "the samples cover the run");
   for (const v of verdicts) assert.ok(v.pass, `${v.name}: ${v.value} (target ${v.target})`);
   // The config really alternated and the agent kept its rules through the bad ones.
   assert.ok(run.events.some((e) => e.what.includes("(bad)")));

@@ -33,7 +33,7 @@ const P = {
   forcePhaseS: num("SOAK_FORCE_PHASE_S", 80),
   hogs: num("SOAK_HOGS", 4),
   /** How long a sample waits for the SLO map to match the wanted set before it counts. */
-  convergeMs: num("SOAK_CONVERGE_MS", 20_000),
+  convergeMs: num("SOAK_CONVERGE_MS", 10_000),
 };
 
 const OUT = process.env.SCXVM_OUT ?? "/tmp";
@@ -64,6 +64,8 @@ interface Sample {
   disables: number;
   ejections: number;
   watchdog_ejections: number;
+  rcu_stall_ejections: number;
+  rcu_stalls: number;
   kernel_errors: number;
   state: string;
   agent_state: string | null;
@@ -89,12 +91,12 @@ function writeConfig(good: boolean): void {
     churnBudgetMs = goodConfigs++ % 2 === 0 ? 5 : 6;
     writeFileSync(
       CONFIG,
-      `version: 1\nslos:\n  - match: "${CRIT}"\n    budget_ms: ${CRIT_BUDGET_NS / 1e6}\n    importance: 90\n` +
+      `version: 1\nslos:\n  - cgroup: "${CRIT}"\n    budget_ms: ${CRIT_BUDGET_NS / 1e6}\n    importance: 90\n` +
         `  - match: "/soak/churn/*"\n    budget_ms: ${churnBudgetMs}\n    importance: 60\n`,
     );
   } else {
     // Rejected as a whole: the agent keeps the rules it has.
-    writeFileSync(CONFIG, `version: 1\nslos:\n  - match: "${CRIT}"\n    budget_ms: -3\n`);
+    writeFileSync(CONFIG, `version: 1\nslos:\n  - cgroup: "${CRIT}"\n    budget_ms: -3\n`);
   }
 }
 
@@ -185,13 +187,20 @@ interface KernelView {
   fallbackMs: number;
   attachedS: number;
   disables: number;
+  /** Exits that were not the planned SysRq-S force-outs. */
   ejections: number;
+  /** The sched_ext watchdog's: a runnable task waited past timeout_ms. */
   watchdog: number;
+  /** sched_ext's reaction to an RCU CPU stall report while scx_slo ran. */
+  rcuStallEjections: number;
+  /** RCU stall reports, whoever was running. */
+  rcuStalls: number;
+  /** BUG, WARNING, Oops, Call Trace lines. */
   errors: number;
   disabledReasons: string[];
 }
 function kernelView(): KernelView {
-  const log = spawnSync("dmesg", { encoding: "utf8" }).stdout;
+  const lines = spawnSync("dmesg", { encoding: "utf8" }).stdout.split("\n");
   const uptimeMs = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * 1000;
   let firstEnable: number | null = null;
   let disabledAt: number | null = null;
@@ -202,10 +211,12 @@ function kernelView(): KernelView {
     disables: 0,
     ejections: 0,
     watchdog: 0,
+    rcuStallEjections: 0,
+    rcuStalls: 0,
     errors: 0,
     disabledReasons: [],
   };
-  for (const line of log.split("\n")) {
+  lines.forEach((line, i) => {
     const m =
       /^\[\s*([0-9.]+)\] sched_ext: BPF scheduler "scx_slo" (enabled|disabled \((.*)\))/.exec(line);
     if (m) {
@@ -214,19 +225,23 @@ function kernelView(): KernelView {
         firstEnable ??= t;
         if (disabledAt !== null) fallbackMs += t - disabledAt;
         disabledAt = null;
-      } else {
-        v.disables++;
-        disabledAt = t;
-        const reason = m[3] ?? "";
-        v.disabledReasons.push(reason);
-        // The planned force-outs are SysRq-S; anything else is the kernel ejecting the scheduler.
-        if (!/sysrq/i.test(reason)) v.ejections++;
-        if (/stall|watchdog/i.test(reason)) v.watchdog++;
+        return;
       }
-      continue;
+      v.disables++;
+      disabledAt = t;
+      // The next line, when it is sched_ext's, says what went wrong.
+      const detail = /sched_ext: scx_slo: (.*)/.exec(lines[i + 1] ?? "")?.[1] ?? "";
+      const reason = detail ? `${m[3]}: ${detail}` : (m[3] ?? "");
+      v.disabledReasons.push(reason);
+      // The planned force-outs are SysRq-S; anything else is the kernel ejecting the scheduler.
+      if (!/sysrq/i.test(reason)) v.ejections++;
+      if (/runnable task stall|watchdog/i.test(reason)) v.watchdog++;
+      if (/RCU CPU stall/i.test(reason)) v.rcuStallEjections++;
+      return;
     }
-    if (/\b(BUG|WARNING|Oops|Call Trace)\b|sched_ext: .*error/.test(line)) v.errors++;
-  }
+    if (/rcu: INFO: .*detected stalls/.test(line)) v.rcuStalls++;
+    if (/\b(BUG|WARNING|Oops|Call Trace)\b/.test(line)) v.errors++;
+  });
   if (disabledAt !== null) fallbackMs += uptimeMs - disabledAt;
   v.fallbackMs = fallbackMs;
   v.attachedS = firstEnable === null ? 0 : (uptimeMs - firstEnable) / 1000;
@@ -334,8 +349,9 @@ every(P.forcePhaseS, P.forceEveryS, end, async () => {
   note("scheduler forced out (SysRq-S)");
 });
 
-const windows = Math.floor(P.durationS / P.sampleS);
-for (let w = 0; w < windows; w++) {
+// Windows back to back until the end; a sample's own reads (the map, the kernel log, /status)
+// come between two windows, so the last window may end a little after the faults stop.
+while (tS() + P.sampleS / 2 < end) {
   const ct = spawnInCgroup(CRIT, [
     "cyclictest",
     "-q",
@@ -372,6 +388,8 @@ for (let w = 0; w < windows; w++) {
     disables: k.disables,
     ejections: k.ejections,
     watchdog_ejections: k.watchdog,
+    rcu_stall_ejections: k.rcuStallEjections,
+    rcu_stalls: k.rcuStalls,
     kernel_errors: k.errors,
     state: sysfs("state"),
     agent_state: st?.scheduler?.state ?? null,
@@ -418,6 +436,8 @@ out.final = {
   disables: k.disables,
   ejections: k.ejections,
   watchdog_ejections: k.watchdog,
+  rcu_stall_ejections: k.rcuStallEjections,
+  rcu_stalls: k.rcuStalls,
   kernel_errors: k.errors,
   agent_status: await agentStatus(),
 };
