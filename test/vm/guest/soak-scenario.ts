@@ -308,6 +308,22 @@ function every(phaseS: number, everyS: number, until: number, fn: () => Promise<
 }
 
 // ---- the run ---------------------------------------------------------------------------------
+// Under emulation a 2 MiB page copy (khugepaged collapsing a huge page, kcompactd migrating one)
+// is slow enough that such a thread, preempted inside an RCU read-side section while the hogs
+// run, holds up a grace period past the kernel's 21 s RCU stall report, under the fair class as
+// under scx_slo; and sched_ext ejects any BPF scheduler on such a report. Neither thread's work
+// is part of this scenario, so the guest does without it.
+for (const [file, value] of [
+  ["/sys/kernel/mm/transparent_hugepage/enabled", "never"],
+  ["/sys/kernel/mm/transparent_hugepage/defrag", "never"],
+  ["/proc/sys/vm/compaction_proactiveness", "0"],
+]) {
+  try {
+    writeFileSync(file!, value!);
+  } catch {
+    /* absent on this kernel: nothing to turn off */
+  }
+}
 createCgroup("/soak");
 createCgroup(CRIT);
 createCgroup(AGENT_CG);
