@@ -198,12 +198,14 @@ export function judge(run: SoakRun, limits: Limits): Verdict[] {
   const attachedAtEnd = f?.state === "enabled" && f.ops === "scx_slo";
   out.push({
     name: "faults survived: agent kills, force-outs, safe mode never entered",
-    target: "every agent life started; every force-out seen; scx_slo attached at the end",
+    target: "every agent life started; force-outs seen; scx_slo attached at the end",
     value: `${kills} kills (${f?.agent_lives} agent lives), ${forced} force-outs (${planned} seen), ${f?.churn_cgroups} churn cgroups; end: ${f?.state} ${f?.ops}`,
     pass:
       f !== undefined &&
       f.agent_lives === kills + 1 &&
-      planned === forced &&
+      // A SysRq-S while scx_slo is detached (an agent still starting) has nothing to disable.
+      planned <= forced &&
+      (forced === 0 || planned > 0) &&
       reported(attachedAtEnd && s.every((x) => x.safe_mode !== true)),
   });
   return out;
