@@ -4,7 +4,7 @@ KERNEL_DIR = .cache/kernel/$(shell cat .cache/kernel/current 2>/dev/null)
 VMLINUX_H = $(KERNEL_DIR)/vmlinux.h
 BUILD := build
 
-.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak demo bench bench-full bench-observe vm image install peers cluster clean
+.PHONY: all setup deps build bpf native ts lint test test-unit test-vm soak soak-long demo bench bench-full bench-observe vm image install peers cluster clean
 
 all: build
 
@@ -54,11 +54,25 @@ $(BUILD)/observe_baseline.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
 		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
 
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
+NATIVE_SRC := native/loader.c native/common.c native/serve.c native/abi.c native/observe.c \
+	native/layout.c
 native: $(BUILD)/scx-slo-loader
-$(BUILD)/scx-slo-loader: native/loader.c native/common.c native/serve.c native/abi.c native/observe.c native/common.h bpf/scx_slo.h | setup
+$(BUILD)/scx-slo-loader: $(NATIVE_SRC) native/common.h bpf/scx_slo.h | setup
 	@mkdir -p $(BUILD)
 	gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
-		-o $@ native/loader.c native/common.c native/serve.c native/abi.c native/observe.c -lbpf -lelf -lz
+		-o $@ $(NATIVE_SRC) -lbpf -lelf -lz
+
+## a second build whose shared structs are laid out otherwise (loader and object together), for
+## the upgrade and downgrade tests; never loaded outside tests
+bpf native: $(BUILD)/layout-b/scx_slo.bpf.o $(BUILD)/layout-b/scx-slo-loader
+$(BUILD)/layout-b/scx_slo.bpf.o: bpf/scx_slo.bpf.c $(BPF_HEADERS) | setup
+	@mkdir -p $(@D)
+	clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 -DSCX_SLO_TEST_LAYOUT_B -I$(KERNEL_DIR) -Ibpf \
+		-Wall -Wno-missing-declarations -Wno-unused-function -c $< -o $@
+$(BUILD)/layout-b/scx-slo-loader: $(NATIVE_SRC) native/common.h bpf/scx_slo.h | setup
+	@mkdir -p $(@D)
+	gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -DSCX_SLO_TEST_LAYOUT_B \
+		-o $@ $(NATIVE_SRC) -lbpf -lelf -lz
 
 build: setup deps bpf native ts
 
@@ -83,6 +97,11 @@ soak: build
 	d=bench/results/$$(date -u +%F)-soak && mkdir -p $$d && SOAK_S=120 SOAK_RESULTS_DIR=$$d \
 	  node --test --test-reporter=spec --test-reporter-destination=stdout \
 	  --test-reporter=spec --test-reporter-destination=$$d/test-output.txt dist/test/vm/watchdog.test.js
+
+## soak-long [DURATION=7200]: churn, config rewrites, agent SIGKILLs and force-outs at once in the
+## VM for 2 hours, judged against the targets; writes bench/results/<date>-soak-2h/
+soak-long: build
+	node dist/bench/soak.js --duration $(or $(DURATION),7200) $(if $(OUT),--out $(OUT))
 
 ## demo: boot the sched_ext VM, run the quick noisy-neighbour ladder (fair vs scx_slo), print the table
 demo: build

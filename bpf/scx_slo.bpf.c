@@ -85,6 +85,9 @@
 
 char _license[] SEC("license") = "GPL";
 
+/* Part of this build's layout identity (bpf/scx_slo.h): the loader reads it from the object. */
+const volatile u32 scx_slo_abi_version = SCX_SLO_ABI_VERSION;
+
 #ifdef SCX_SLO_TEST_HOOKS
 /*
  * Test builds only (build/scx_slo_test.bpf.o): tasks of this cgroup are parked in a queue that

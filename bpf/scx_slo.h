@@ -10,6 +10,25 @@
 
 #define SCX_SLO_NAME "scx_slo"
 
+/*
+ * The layout identity of a build, checked before a scheduler pinned by another build is adopted
+ * (native/layout.c). It is this number, which the object carries in .rodata
+ * (scx_slo_abi_version), and a hash the loader computes from the object's BTF over every pinned
+ * map: name, type, key and value sizes, entries, flags and each member of the value type. A
+ * change to a pinned map or to a struct in it changes the hash by itself; bump this number when
+ * the meaning of a field changes and its layout does not.
+ */
+#define SCX_SLO_ABI_VERSION 1
+
+/*
+ * Value of the single-slot layout_map the loader pins beside the others: the identity of the
+ * build whose maps are pinned. Never change this struct: every build reads it.
+ */
+struct slo_layout {
+	__u64 abi_version;
+	__u64 layout_hash;
+};
+
 /* Limits: the BPF side clamps to these even if user space writes the map directly. */
 #define SLO_BUDGET_MIN_NS 1000000ULL         /* 1 ms */
 #define SLO_BUDGET_MAX_NS 10000000000ULL     /* 10 s */
@@ -40,11 +59,24 @@
 #define HIST_BUCKETS (1 + HIST_OCTAVES * HIST_SUBS + 1)
 
 /* Value of the SLO map (key: u64 cgroup id, the cgroup directory's inode number). */
+#ifndef SCX_SLO_TEST_LAYOUT_B
 struct slo_cfg {
 	__u64 budget_ns;
 	__u32 importance;
 	__u32 flags;  /* reserved, 0 */
 };
+#else
+/*
+ * Test builds only (build/layout-b/): the same fields in another order. Every size libbpf
+ * compares when it reuses a pinned map is unchanged, so only the layout identity tells this
+ * build's maps from the default's (test/vm/upgrade.test.ts).
+ */
+struct slo_cfg {
+	__u32 importance;
+	__u32 flags;
+	__u64 budget_ns;
+};
+#endif
 
 /* Value of the per-cgroup stats map (key: the id of the cgroup that carries the SLO). */
 struct cg_stats {

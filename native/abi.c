@@ -20,13 +20,13 @@ int cmd_abi(void)
 {
 	int i;
 
-	printf("{\"name\":\"%s\",\"budget_min_ns\":%llu,\"budget_max_ns\":%llu,"
+	printf("{\"name\":\"%s\",\"abi_version\":%d,\"budget_min_ns\":%llu,\"budget_max_ns\":%llu,"
 	       "\"queue_budget_max_ns\":%llu,\"importance_min\":%d,\"importance_max\":%d,"
 	       "\"slo_map_max_entries\":%d,\"max_cgroup_depth\":%d,"
 	       "\"hist_min_shift\":%d,\"hist_sub_bits\":%d,\"hist_octaves\":%d,\"hist_buckets\":%d,"
 	       "\"miss_events_per_cpu_per_sec\":%d,\"offender_idle\":\"%llu\","
 	       "\"offender_unseen\":\"%llu\",\"observe_run_history\":%d,\"counters\":[",
-	       SCX_SLO_NAME, SLO_BUDGET_MIN_NS, SLO_BUDGET_MAX_NS, SLO_QUEUE_BUDGET_MAX_NS,
+	       SCX_SLO_NAME, SCX_SLO_ABI_VERSION, SLO_BUDGET_MIN_NS, SLO_BUDGET_MAX_NS, SLO_QUEUE_BUDGET_MAX_NS,
 	       SLO_IMPORTANCE_MIN, SLO_IMPORTANCE_MAX, SLO_MAP_MAX_ENTRIES, SLO_MAX_CGROUP_DEPTH,
 	       HIST_MIN_SHIFT, HIST_SUB_BITS, HIST_OCTAVES, HIST_BUCKETS,
 	       MISS_EVENTS_PER_CPU_PER_SEC, OFFENDER_IDLE, OFFENDER_UNSEEN, OBSERVE_RUN_HISTORY);

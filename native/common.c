@@ -222,13 +222,14 @@ void write_status_fields(FILE *f, const char *pin_dir, const struct pinned_maps 
 	}
 }
 
-int cmd_status(const char *pin_dir)
+int cmd_status(const char *pin_dir, const char *obj_path)
 {
 	struct pinned_maps m;
 	int have = open_pinned_maps(pin_dir, &m) == 0;
 
 	fputc('{', stdout);
 	write_status_fields(stdout, pin_dir, have ? &m : NULL);
+	write_layout_status(stdout, pin_dir, obj_path);
 	fputs("}\n", stdout);
 	if (have)
 		close_pinned_maps(&m);

@@ -4,6 +4,7 @@
 #define SCX_SLO_NATIVE_COMMON_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <linux/types.h>
 #include <bpf/bpf.h>
@@ -56,8 +57,25 @@ void write_counters(FILE *f, int counters_fd);
 void keep_libbpf_log(void);
 const char *kept_libbpf_log(void);
 
+/* Layout identity (layout.c): which build's maps are pinned, and whether this build may reuse them. */
+#define LAYOUT_PIN "layout_map"
+#define MAX_PINNED_MAPS 32
+enum pins_match {
+	PINS_NONE,  /* no maps pinned */
+	PINS_SAME,  /* pinned by a build of this layout: reuse them */
+	PINS_OTHER, /* pinned by a build of another layout, or of none known: replace them */
+};
+void *rodata_var(struct bpf_object *obj, const char *name, size_t size);
+int object_layout(struct bpf_object *obj, struct slo_layout *out);
+int pinned_layout(const char *pin_dir, struct slo_layout *out);
+enum pins_match match_pins(const char *pin_dir, const struct slo_layout *obj,
+			   struct slo_layout *pinned, bool *pinned_known);
+int write_layout_pin(const char *pin_dir, const struct slo_layout *l);
+void json_layout(FILE *f, const struct slo_layout *l);
+void write_layout_status(FILE *f, const char *pin_dir, const char *obj_path);
+
 int cmd_abi(void);
-int cmd_status(const char *pin_dir);
+int cmd_status(const char *pin_dir, const char *obj_path);
 int cmd_serve(const char *pin_dir);
 int observer_links_pinned(const char *pin_dir);
 int cmd_observe(const char *pin_dir, const char *obj_path, const char *slo_pin_dir);

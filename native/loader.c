@@ -5,6 +5,8 @@
  *   load   [--obj F] [--pin-dir D] [--default-budget-ms N] [--default-importance N]
  *          [--max-slice-us N]           open, set tunables, load, attach, pin link and maps
  *   standby [load's options]            load and verify now; attach on "attach" from stdin
+ *   adopt  [load's options]             scx_slo is attached: keep it if its pins are of this
+ *                                       build's layout, else hand over to this build
  *   unload [--pin-dir D] [--purge]      unpin the link (the kernel falls back to the fair class);
  *                                       --purge also drops the pinned maps (SLOs, stats)
  *   status [--pin-dir D]                one JSON line: attached? whose? last exit reason
@@ -17,16 +19,18 @@
  *
  * The link and maps are pinned under /sys/fs/bpf/scx_slo so the scheduler keeps running when
  * this process, or the agent that started it, dies. Maps are reused across loads, so SLOs and
- * cumulative stats survive a re-attach. Every error is one line on stderr, exit status 1.
+ * cumulative stats survive a re-attach, as long as they were pinned by a build of the same layout
+ * (layout.c); those of another build are replaced, never reused. Every error is one line on
+ * stderr, exit status 1.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -65,40 +69,12 @@ const char *kept_libbpf_log(void)
 /* Write a .rodata variable of the object before load (no skeleton: see README, native/). */
 static int set_rodata(struct bpf_object *obj, const char *name, const void *val, size_t size)
 {
-	struct bpf_map *rodata = NULL, *m;
-	const struct btf_var_secinfo *vs;
-	const struct btf_type *sec;
-	struct btf *btf = bpf_object__btf(obj);
-	size_t map_size;
-	char *data;
-	int id, i;
+	void *var = rodata_var(obj, name, size);
 
-	bpf_object__for_each_map(m, obj) {
-		const char *n = bpf_map__name(m);
-		size_t len = strlen(n);
-
-		if (len >= 7 && !strcmp(n + len - 7, ".rodata"))
-			rodata = m;
-	}
-	if (!btf || !rodata)
+	if (!var)
 		return -ENOENT;
-	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
-	if (id < 0)
-		return id;
-	sec = btf__type_by_id(btf, id);
-	data = bpf_map__initial_value(rodata, &map_size);
-	vs = btf_var_secinfos(sec);
-	for (i = 0; i < btf_vlen(sec); i++, vs++) {
-		const struct btf_type *var = btf__type_by_id(btf, vs->type);
-
-		if (strcmp(btf__name_by_offset(btf, var->name_off), name))
-			continue;
-		if (vs->size != size || vs->offset + size > map_size)
-			return -EINVAL;
-		memcpy(data + vs->offset, val, size);
-		return 0;
-	}
-	return -ENOENT;
+	memcpy(var, val, size);
+	return 0;
 }
 
 struct load_opts {
@@ -185,11 +161,29 @@ static void drop_optional_ops(struct bpf_object *obj, unsigned int which)
 }
 
 /* The pinned maps a standby took over, by id, so that attach can tell whether they are current. */
-#define MAX_SHARED_MAPS 32
 struct shared_maps {
 	int n;
-	char path[MAX_SHARED_MAPS][PATH_MAX];
-	__u32 id[MAX_SHARED_MAPS];
+	char path[MAX_PINNED_MAPS][PATH_MAX];
+	__u32 id[MAX_PINNED_MAPS];
+};
+
+/* Maps created afresh beside pins of another layout, and where they are pinned once attached. */
+struct fresh_maps {
+	int n;
+	struct bpf_map *map[MAX_PINNED_MAPS];
+	char path[MAX_PINNED_MAPS][PATH_MAX];
+};
+
+/* An object opened, set up and (after prepare_object) loaded, with what it found pinned. */
+struct prepared {
+	struct bpf_object *obj;
+	struct bpf_map *ops_map;
+	struct slo_layout layout;  /* this object's */
+	struct slo_layout pinned;  /* the pinned one, when pinned_known */
+	bool pinned_known;
+	enum pins_match match;
+	struct shared_maps shared; /* standby over pins of this layout */
+	struct fresh_maps fresh;   /* any load over pins of another layout */
 };
 
 static __u32 map_id_of_fd(int fd)
@@ -211,9 +205,9 @@ static int share_pinned_map(struct bpf_map *map, const char *path, struct shared
 	if (fd < 0)
 		return fail("no scx_slo map pinned at %s: a standby reuses the pinned maps, load once first",
 			    path);
-	if (shared->n == MAX_SHARED_MAPS) {
+	if (shared->n == MAX_PINNED_MAPS) {
 		close(fd);
-		return fail("more pinned maps than a standby tracks (%d)", MAX_SHARED_MAPS);
+		return fail("more pinned maps than a standby tracks (%d)", MAX_PINNED_MAPS);
 	}
 	err = bpf_map__reuse_fd(map, fd);
 	if (!err) {
@@ -224,99 +218,116 @@ static int share_pinned_map(struct bpf_map *map, const char *path, struct shared
 	return err ? fail("reusing the pinned map %s failed: %s", path, strerror(-err)) : 0;
 }
 
+/* Pins of another layout: this object gets maps of its own, pinned in their place once attached. */
+static int use_fresh_map(struct bpf_map *map, const char *path, struct fresh_maps *fresh)
+{
+	if (fresh->n == MAX_PINNED_MAPS)
+		return fail("more pinned maps than the loader tracks (%d)", MAX_PINNED_MAPS);
+	fresh->map[fresh->n] = map;
+	snprintf(fresh->path[fresh->n++], PATH_MAX, "%s", path);
+	return bpf_map__set_pin_path(map, NULL);
+}
+
 /*
- * Opens the object and sets it up for loading: tunables, callbacks to drop, map pins. With
- * `shared` (standby) the pinned maps must all exist and are taken over, never created or pinned.
+ * Opens the object and sets it up for loading: tunables, callbacks to drop, map pins. Pins of this
+ * layout are reused (a standby takes them over and never creates or pins a map); pins of another
+ * layout are left alone and the object gets fresh maps (attach_and_pin puts them in their place).
  */
-static struct bpf_object *open_object(const char *pin_dir, const struct load_opts *o,
-				      unsigned int drop, struct bpf_map **ops_map,
-				      struct shared_maps *shared)
+static int open_object(const char *pin_dir, const struct load_opts *o, unsigned int drop,
+		       bool standby, struct prepared *p)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
-	struct bpf_object *obj;
+	__u32 nr_cpus, *abi;
 	struct bpf_map *map;
-	__u32 nr_cpus;
+	int err;
 
-	obj = bpf_object__open_file(o->obj_path, &open_opts);
-	if (!obj) {
-		fail("cannot open BPF object %s: %s (run `make build`)", o->obj_path, strerror(errno));
-		return NULL;
-	}
+	p->obj = bpf_object__open_file(o->obj_path, &open_opts);
+	if (!p->obj)
+		return fail("cannot open BPF object %s: %s (run `make build`)", o->obj_path,
+			    strerror(errno));
 	nr_cpus = (__u32)libbpf_num_possible_cpus();
-	if (set_rodata(obj, "default_budget_ns", &o->default_budget_ns, 8) ||
-	    set_rodata(obj, "default_importance", &o->default_importance, 4) ||
-	    set_rodata(obj, "max_slice_ns", &o->max_slice_ns, 8) ||
-	    set_rodata(obj, "nr_cpus", &nr_cpus, 4)) {
-		bpf_object__close(obj);
-		fail("BPF object %s lacks the expected tunables; rebuild it", o->obj_path);
-		return NULL;
-	}
-	if (o->test_stall_cgid && set_rodata(obj, "test_stall_cgid", &o->test_stall_cgid, 8)) {
-		bpf_object__close(obj);
-		fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
-		return NULL;
-	}
-	if (o->enforce_cpu_max && set_rodata(obj, "enforce_cpu_max", &o->enforce_cpu_max, 1)) {
-		bpf_object__close(obj);
-		fail("BPF object %s has no cpu.max enforcement; rebuild it", o->obj_path);
-		return NULL;
-	}
-	drop_optional_ops(obj, drop);
+	if (set_rodata(p->obj, "default_budget_ns", &o->default_budget_ns, 8) ||
+	    set_rodata(p->obj, "default_importance", &o->default_importance, 4) ||
+	    set_rodata(p->obj, "max_slice_ns", &o->max_slice_ns, 8) ||
+	    set_rodata(p->obj, "nr_cpus", &nr_cpus, 4))
+		return fail("BPF object %s lacks the expected tunables; rebuild it", o->obj_path);
+	if (o->test_stall_cgid && set_rodata(p->obj, "test_stall_cgid", &o->test_stall_cgid, 8))
+		return fail("--test-stall-cgroup needs the test build (build/scx_slo_test.bpf.o)");
+	if (o->enforce_cpu_max && set_rodata(p->obj, "enforce_cpu_max", &o->enforce_cpu_max, 1))
+		return fail("BPF object %s has no cpu.max enforcement; rebuild it", o->obj_path);
+	abi = rodata_var(p->obj, "scx_slo_abi_version", sizeof(*abi));
+	if (!abi || *abi != SCX_SLO_ABI_VERSION)
+		return fail("BPF object %s is of ABI version %d, this loader of %d; build both together",
+			    o->obj_path, abi ? (int)*abi : 0, SCX_SLO_ABI_VERSION);
+	drop_optional_ops(p->obj, drop);
+	err = object_layout(p->obj, &p->layout);
+	if (err)
+		return fail("cannot compute the layout of %s: %s", o->obj_path, strerror(-err));
+	p->match = match_pins(pin_dir, &p->layout, &p->pinned, &p->pinned_known);
+	p->shared.n = 0;
+	p->fresh.n = 0;
 
 	/*
 	 * Which maps are pinned is said where each is declared (LIBBPF_PIN_BY_NAME): libbpf reuses
 	 * the pinned map when present, so SLOs and stats survive a re-attach, and pins a new one
-	 * otherwise. A standby takes over the pinned maps instead and pins nothing.
+	 * otherwise.
 	 */
-	*ops_map = NULL;
-	bpf_object__for_each_map(map, obj) {
+	p->ops_map = NULL;
+	bpf_object__for_each_map(map, p->obj) {
 		const char *path = bpf_map__pin_path(map);
 
 		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
-			*ops_map = map;
+			p->ops_map = map;
 			continue;
 		}
-		if (!shared || !path)
+		if (!path)
 			continue;
-		if (share_pinned_map(map, path, shared) || bpf_map__set_pin_path(map, NULL)) {
-			bpf_object__close(obj);
-			return NULL;
-		}
+		if (p->match == PINS_OTHER)
+			err = use_fresh_map(map, path, &p->fresh);
+		else if (standby)
+			err = share_pinned_map(map, path, &p->shared) || bpf_map__set_pin_path(map, NULL);
+		else
+			err = 0;
+		if (err)
+			return 1;
 	}
-	return obj;
+	return 0;
+}
+
+static void close_prepared(struct prepared *p)
+{
+	bpf_object__close(p->obj);
+	p->obj = NULL;
 }
 
 /* Opens, sets up and loads (verifies) the object; retries without callbacks the kernel lacks. */
-static struct bpf_object *prepare_object(const char *pin_dir, const struct load_opts *o,
-					 struct bpf_map **ops_map, struct shared_maps *shared)
+static int prepare_object(const char *pin_dir, const struct load_opts *o, bool standby,
+			  struct prepared *p)
 {
-	struct bpf_object *obj;
 	int err;
 
 	/* A standby only takes over existing pins (open_object), so it creates nothing. */
-	if (!shared && ensure_dir(pin_dir)) {
-		fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
-		     strerror(errno));
-		return NULL;
-	}
+	if (!standby && ensure_dir(pin_dir))
+		return fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
+			    strerror(errno));
 	libbpf_set_print(libbpf_print);
-	obj = open_object(pin_dir, o, 0, ops_map, shared);
-	if (!obj)
-		return NULL;
-	err = bpf_object__load(obj);
+	if (open_object(pin_dir, o, 0, standby, p)) {
+		close_prepared(p);
+		return 1;
+	}
+	err = bpf_object__load(p->obj);
 	if (err) {
 		/* Checked only on failure: reading the kernel's BTF costs a verifier's worth of time. */
 		unsigned int missing = optional_ops_missing_in_kernel();
 
 		if (missing) {
-			bpf_object__close(obj);
+			close_prepared(p);
 			verifier_log_len = 0;
-			if (shared)
-				shared->n = 0;
-			obj = open_object(pin_dir, o, missing, ops_map, shared);
-			if (!obj)
-				return NULL;
-			err = bpf_object__load(obj);
+			if (open_object(pin_dir, o, missing, standby, p)) {
+				close_prepared(p);
+				return 1;
+			}
+			err = bpf_object__load(p->obj);
 		}
 	}
 	if (err) {
@@ -325,15 +336,14 @@ static struct bpf_object *prepare_object(const char *pin_dir, const struct load_
 		fprintf(stderr,
 			"scx-slo-loader: error: the kernel rejected %s (%s); verifier log follows\n%s",
 			o->obj_path, strerror(-err), tail);
-		bpf_object__close(obj);
-		return NULL;
+		close_prepared(p);
+		return 1;
 	}
-	if (!*ops_map) {
-		bpf_object__close(obj);
-		fail("BPF object %s has no sched_ext_ops", o->obj_path);
-		return NULL;
+	if (!p->ops_map) {
+		close_prepared(p);
+		return fail("BPF object %s has no sched_ext_ops", o->obj_path);
 	}
-	return obj;
+	return 0;
 }
 
 /* Refuses when some scheduler is attached; drops a link pin left by one that has exited. */
@@ -350,67 +360,222 @@ static int check_nothing_attached(const char *pin_dir)
 	return 0;
 }
 
-/* Attaches a loaded object's struct_ops and pins the link; the object is closed either way. */
-static int attach_and_pin(const char *pin_dir, struct bpf_object *obj, struct bpf_map *ops_map,
-			  const struct load_opts *o)
+static double now_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* What a hand-over did, for the reply. */
+struct handover {
+	bool done;
+	double fallback_ms;  /* detach of the old scheduler to attach of this one; < 0: none ran */
+	int replaced, dropped;
+};
+
+/*
+ * Pins of another layout: this object's maps take their names, pins the object lacks are dropped,
+ * and layout_map names this build. Runs after the attach, so a crash on the way leaves pins that
+ * the next load still sees as another layout's, never an old scheduler under this build's name.
+ */
+static int replace_pins(const char *pin_dir, struct prepared *p, struct handover *h)
+{
+	DIR *dir = opendir(pin_dir);
+	struct dirent *e;
+	int i, err;
+
+	for (i = 0; i < p->fresh.n; i++) {
+		unlink(p->fresh.path[i]);
+		err = bpf_map__pin(p->fresh.map[i], p->fresh.path[i]);
+		if (err)
+			return fail("pinning %s failed: %s", p->fresh.path[i], strerror(-err));
+		h->replaced++;
+	}
+	while (dir && (e = readdir(dir))) {
+		char path[PATH_MAX];
+		bool ours = !strcmp(e->d_name, "link") || !strcmp(e->d_name, LAYOUT_PIN) ||
+			    e->d_name[0] == '.';
+
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+		for (i = 0; !ours && i < p->fresh.n; i++)
+			ours = !strcmp(p->fresh.path[i], path);
+		if (!ours && !unlink(path))
+			h->dropped++;
+	}
+	if (dir)
+		closedir(dir);
+	return 0;
+}
+
+static void print_loaded(const char *pin_dir, const struct load_opts *o, const struct prepared *p,
+			 const struct handover *h)
+{
+	printf("{\"ok\":true,\"loaded\":\"%s\",\"pin_dir\":\"%s\",\"default_budget_ns\":%llu,"
+	       "\"layout\":",
+	       SCX_SLO_NAME, pin_dir, (unsigned long long)o->default_budget_ns);
+	json_layout(stdout, &p->layout);
+	fputs(",\"handover\":", stdout);
+	if (h->done) {
+		fputs("{\"from\":", stdout);
+		json_layout(stdout, p->pinned_known ? &p->pinned : NULL);
+		fputs(",\"fallback_ms\":", stdout);
+		if (h->fallback_ms < 0)
+			fputs("null", stdout);
+		else
+			printf("%.1f", h->fallback_ms);
+		printf(",\"maps_replaced\":%d,\"pins_dropped\":%d}", h->replaced, h->dropped);
+	} else {
+		fputs("null", stdout);
+	}
+	fputs("}\n", stdout);
+	fflush(stdout);
+}
+
+/* Detaches the scheduler pinned now (its link pin is the last reference) and waits until it is gone. */
+static int detach_pinned(const char *pin_dir)
+{
+	double deadline = now_ms() + 5000;
+	char state[32];
+
+	unlink_pin(pin_dir, "link");
+	while (now_ms() < deadline) {
+		if (read_text(SCX_SYSFS "/state", state, sizeof(state)) == 0 &&
+		    !strcmp(state, "disabled"))
+			return 0;
+		usleep(500);
+	}
+	return fail("the old scheduler did not detach within 5 s (sched_ext %s)", state);
+}
+
+/*
+ * Attaches a loaded object's struct_ops and pins the link, then, over pins of another layout,
+ * puts this object's maps in their place; `detach_first` unpins the scheduler attached now just
+ * before (a hand-over). The object is closed either way.
+ */
+static int attach_and_pin(const char *pin_dir, struct prepared *p, const struct load_opts *o,
+			  bool detach_first)
+{
+	struct handover h = { .done = p->match == PINS_OTHER, .fallback_ms = -1 };
 	char path[PATH_MAX];
 	struct bpf_link *link;
+	double t0 = 0;
 	int err;
 
-	link = bpf_map__attach_struct_ops(ops_map);
+	if (detach_first) {
+		t0 = now_ms();
+		if (detach_pinned(pin_dir)) {
+			close_prepared(p);
+			return 1;
+		}
+	}
+	link = bpf_map__attach_struct_ops(p->ops_map);
 	if (!link) {
 		err = -errno;
-		bpf_object__close(obj);
+		close_prepared(p);
 		if (err == -EBUSY || err == -EEXIST)
 			return fail("another sched_ext scheduler is attached; stop it first");
 		return fail("attaching the scheduler failed: %s; see `dmesg`", strerror(-err));
 	}
+	if (detach_first)
+		h.fallback_ms = now_ms() - t0;
 	snprintf(path, sizeof(path), "%s/link", pin_dir);
 	err = bpf_link__pin(link, path);
 	if (err) {
 		bpf_link__destroy(link);
-		bpf_object__close(obj);
+		close_prepared(p);
 		return fail("pinning the link at %s failed: %s", path, strerror(-err));
 	}
-	printf("{\"ok\":true,\"loaded\":\"%s\",\"pin_dir\":\"%s\",\"default_budget_ns\":%llu}\n",
-	       SCX_SLO_NAME, pin_dir, (unsigned long long)o->default_budget_ns);
-	fflush(stdout);
+	if (p->match == PINS_OTHER && replace_pins(pin_dir, p, &h)) {
+		bpf_link__disconnect(link);
+		bpf_link__destroy(link);
+		close_prepared(p);
+		return 1;
+	}
+	if (p->match != PINS_SAME && (err = write_layout_pin(pin_dir, &p->layout)))
+		fprintf(stderr, "scx-slo-loader: cannot pin %s/%s: %s\n", pin_dir, LAYOUT_PIN,
+			strerror(-err));
+	print_loaded(pin_dir, o, p, &h);
 	/* Exiting closes our fds; the pins keep the link and maps, so the scheduler stays. */
 	bpf_link__disconnect(link);
 	bpf_link__destroy(link);
-	bpf_object__close(obj);
+	close_prepared(p);
 	return 0;
 }
 
 static int cmd_load(const char *pin_dir, const struct load_opts *o)
 {
-	struct bpf_object *obj;
-	struct bpf_map *ops_map = NULL;
+	static struct prepared p;
 
 	if (check_sched_ext_kernel() || check_nothing_attached(pin_dir))
 		return 1;
-	obj = prepare_object(pin_dir, o, &ops_map, NULL);
-	if (!obj)
+	if (prepare_object(pin_dir, o, false, &p))
 		return 1;
-	return attach_and_pin(pin_dir, obj, ops_map, o);
+	return attach_and_pin(pin_dir, &p, o, false);
+}
+
+/*
+ * adopt: the agent found scx_slo attached. Pinned by a build of this layout, it is adopted as it
+ * runs ({"ok":true,"adopted":true}). Pinned by another build (another layout, or one without an
+ * identity), it is handed over: this object is loaded and verified beside it with fresh maps, then
+ * the old one is detached and this one attached at once, and its maps take the old pins' names.
+ * The reply is load's, with "handover" saying what was replaced and how long the kernel's fair
+ * class ran in between; the agent then writes the SLOs into the new maps.
+ */
+static int cmd_adopt(const char *pin_dir, const struct load_opts *o)
+{
+	static struct prepared p;
+	char ops[64];
+
+	if (check_sched_ext_kernel())
+		return 1;
+	if (read_ops_name(ops, sizeof(ops)) || strcmp(ops, SCX_SLO_NAME) || !pin_exists(pin_dir, "link"))
+		return fail("scx_slo is not attached with its link pinned at %s: nothing to adopt",
+			    pin_dir);
+	/* Opening is enough to know the layout; the verifier runs only for a hand-over. */
+	libbpf_set_print(libbpf_print);
+	if (open_object(pin_dir, o, 0, false, &p)) {
+		close_prepared(&p);
+		return 1;
+	}
+	if (p.match != PINS_OTHER) {
+		/* Kept as it runs; a scheduler whose maps have no identity pinned gets this build's. */
+		if (p.match == PINS_NONE)
+			write_layout_pin(pin_dir, &p.layout);
+		printf("{\"ok\":true,\"adopted\":true,\"layout\":");
+		json_layout(stdout, &p.layout);
+		fputs(",\"handover\":null}\n", stdout);
+		close_prepared(&p);
+		return 0;
+	}
+	close_prepared(&p);
+	if (prepare_object(pin_dir, o, false, &p))
+		return 1;
+	return attach_and_pin(pin_dir, &p, o, true);
 }
 
 /*
  * The maps a standby took over must still be the pinned ones: an `unload --purge` and a fresh
- * load since it was made leave it holding maps nobody else reads.
+ * load since it was made leave it holding maps nobody else reads. A standby made beside pins of
+ * another layout must still find them so: pins of its own layout mean another loader has
+ * replaced them since.
  */
-static int shared_maps_current(const struct shared_maps *shared)
+static int standby_current(const char *pin_dir, const struct prepared *p)
 {
+	struct slo_layout now;
+	bool known;
 	int i;
 
-	for (i = 0; i < shared->n; i++) {
-		int fd = bpf_obj_get(shared->path[i]);
+	if (p->match == PINS_OTHER)
+		return match_pins(pin_dir, &p->layout, &now, &known) == PINS_OTHER;
+	for (i = 0; i < p->shared.n; i++) {
+		int fd = bpf_obj_get(p->shared.path[i]);
 		__u32 id = fd < 0 ? 0 : map_id_of_fd(fd);
 
 		if (fd >= 0)
 			close(fd);
-		if (!id || id != shared->id[i])
+		if (!id || id != p->shared.id[i])
 			return 0;
 	}
 	return 1;
@@ -424,32 +589,29 @@ static int shared_maps_current(const struct shared_maps *shared)
  */
 static int cmd_standby(const char *pin_dir, const struct load_opts *o)
 {
-	static struct shared_maps shared;
-	struct bpf_map *ops_map = NULL;
-	struct bpf_object *obj;
+	static struct prepared p;
 	char line[64];
 
 	if (check_sched_ext_kernel())
 		return 1;
-	obj = prepare_object(pin_dir, o, &ops_map, &shared);
-	if (!obj)
+	if (prepare_object(pin_dir, o, true, &p))
 		return 1;
 	printf("{\"ready\":true}\n");
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "attach", 6)) {
-		bpf_object__close(obj);
+		close_prepared(&p);
 		return 0;
 	}
-	if (!shared_maps_current(&shared)) {
-		bpf_object__close(obj);
+	if (!standby_current(pin_dir, &p)) {
+		close_prepared(&p);
 		return fail("standby is stale: the maps at %s were replaced since it was loaded",
 			    pin_dir);
 	}
 	if (check_nothing_attached(pin_dir)) {
-		bpf_object__close(obj);
+		close_prepared(&p);
 		return 1;
 	}
-	return attach_and_pin(pin_dir, obj, ops_map, o);
+	return attach_and_pin(pin_dir, &p, o, false);
 }
 
 static int cmd_unload(const char *pin_dir, int purge)
@@ -497,10 +659,11 @@ static void default_object_path(char *buf, size_t size, const char *name)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: scx-slo-loader load|standby|unload|status|serve|abi|observe|unobserve [options]\n"
+		"usage: scx-slo-loader load|standby|adopt|unload|status|serve|abi|observe|unobserve [options]\n"
 		"  --pin-dir DIR            bpffs folder for pins (default %s;\n"
 		"                           observe, unobserve: %s)\n"
-		"  --obj FILE               BPF object (load, standby, observe; default: beside this binary)\n"
+		"  --obj FILE               BPF object (load, standby, adopt, status, observe; default:\n"
+		"                           beside this binary)\n"
 		"  --slo-pin-dir DIR        observe: read the SLOs pinned there (the scheduler's) instead\n"
 		"                           of the observer's own\n"
 		"  --stop                   observe: stop observing (the same as unobserve)\n"
@@ -608,10 +771,15 @@ int main(int argc, char **argv)
 			return fail("not root: loading a BPF scheduler needs root (or CAP_BPF+CAP_SYS_ADMIN)");
 		return cmd_standby(pin_dir, &lo);
 	}
+	if (!strcmp(cmd, "adopt")) {
+		if (geteuid() != 0)
+			return fail("not root: adopting a BPF scheduler needs root (or CAP_BPF+CAP_SYS_ADMIN)");
+		return cmd_adopt(pin_dir, &lo);
+	}
 	if (!strcmp(cmd, "unload"))
 		return cmd_unload(pin_dir, purge);
 	if (!strcmp(cmd, "status"))
-		return cmd_status(pin_dir);
+		return cmd_status(pin_dir, lo.obj_path);
 	if (!strcmp(cmd, "abi"))
 		return cmd_abi();
 	if (!strcmp(cmd, "serve"))

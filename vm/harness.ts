@@ -9,6 +9,7 @@ import {
   readFileSync,
   realpathSync,
   renameSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
@@ -46,6 +47,11 @@ export interface VmOptions {
    * kernel, e.g. an older LTS kernel from vm/fetch-lts-kernel.sh.
    */
   kernelDir?: string;
+  /**
+   * Which cached kernel boots: a name vm/fetch-kernel.sh keeps ("current", "sid") or a version
+   * folder under .cache/kernel. Default: $SCX_SLO_KERNEL, else "current".
+   */
+  kernel?: string;
 }
 
 /**
@@ -80,6 +86,8 @@ export interface VmResult {
   wallMs: number;
   /** How QEMU's threads were prioritised on the host (see VmOptions.hostPriority). */
   hostPriority: string;
+  /** The guest kernel's version (its folder under .cache/kernel). */
+  kernel: string;
 }
 
 export class VmError extends Error {
@@ -115,17 +123,25 @@ export interface KernelImage {
   initramfs: string;
 }
 
-/** The cached sched_ext kernel (or the one in kernelDir), or a VmError naming the setup command. */
-export function findKernel(kernelDir?: string): KernelImage {
-  if (kernelDir !== undefined) return kernelIn(kernelDir, "run vm/fetch-lts-kernel.sh");
-  const current = path.join(cacheDir(), "kernel", "current");
-  if (!existsSync(current)) {
+/**
+ * A cached sched_ext kernel, or a VmError naming the setup command. `which` is a name that
+ * vm/fetch-kernel.sh writes ("current": the default, "sid": the second kernel), whose file holds
+ * a version, or a version folder itself.
+ */
+export function findKernel(which: string = process.env.SCX_SLO_KERNEL || "current"): KernelImage {
+  const kdir = path.join(cacheDir(), "kernel");
+  const named = path.join(kdir, which);
+  let version = which;
+  if (existsSync(named) && statSync(named).isFile()) {
+    version = readFileSync(named, "utf8").trim();
+  } else if (!existsSync(named) || which.includes("/")) {
     throw new VmError(
-      `no sched_ext kernel in ${path.join(cacheDir(), "kernel")}: run \`make setup\` (as root)`,
+      which === "current"
+        ? `no sched_ext kernel in ${kdir}: run \`make setup\` (as root)`
+        : `no kernel "${which}" in ${kdir}: run \`make setup\` (as root), or name a version folder there`,
     );
   }
-  const version = readFileSync(current, "utf8").trim();
-  return kernelIn(path.join(cacheDir(), "kernel", version), "run `make setup` (as root)");
+  return kernelIn(path.join(kdir, version), "run `make setup` (as root)");
 }
 
 function kernelIn(dir: string, fix: string): KernelImage {
@@ -189,7 +205,10 @@ export function newRunDir(label = "run"): string {
 
 export async function runInVm(opts: VmOptions): Promise<VmResult> {
   const qemu = findQemu();
-  const kernel = findKernel(opts.kernelDir);
+  const kernel =
+    opts.kernelDir !== undefined
+      ? kernelIn(opts.kernelDir, "run vm/fetch-lts-kernel.sh")
+      : findKernel(opts.kernel);
   // Keep the initramfs in step with vm/guest-init (a no-op when it is current).
   execFileSync(path.join(PROJECT_ROOT, "vm", "make-initramfs.sh"), [kernel.dir], {
     stdio: "inherit",
@@ -323,5 +342,6 @@ async function boot(
     bootToCommandMs: commandStartedAt ? commandStartedAt - started : NaN,
     wallMs,
     hostPriority: await hostPriority,
+    kernel: kernel.version,
   };
 }

@@ -3,7 +3,8 @@
 #   - apt suites bookworm-backports / trixie-backports at a low pin (nothing else upgrades)
 #   - the toolchain (clang-19, libbpf 1.4.6, bpftool 7.5), QEMU 10, load tools
 #   - Prometheus (prometheus, promtool): the tests check the metrics exposition and the dashboard
-#   - the newest Debian 7.x kernel with CONFIG_SCHED_CLASS_EXT=y, into .cache/kernel (git-ignored)
+#   - the newest Debian 7.x kernel with CONFIG_SCHED_CLASS_EXT=y, into .cache/kernel (git-ignored),
+#     and the newest one in sid (a second kernel the scheduler's VM tests run on too)
 #   - vmlinux.h from that kernel's BTF
 # A second run with everything present touches no network and takes seconds.
 set -euo pipefail
@@ -32,12 +33,13 @@ host_tools_present() {
   [ -f /usr/include/bpf/libbpf.h ] || return 1
 }
 
-cache_present() {
-  [ -f "$KDIR/current" ] || return 1
-  local ver; ver=$(cat "$KDIR/current")
+kernel_present() {
+  [ -f "$KDIR/$1" ] || return 1
+  local ver; ver=$(cat "$KDIR/$1")
   [ -f "$KDIR/$ver/vmlinuz" ] && [ -f "$KDIR/$ver/initramfs.cpio.gz" ] &&
     [ -s "$KDIR/$ver/vmlinux.h" ]
 }
+cache_present() { kernel_present current && kernel_present sid; }
 
 # Debian bookworm's own 6.1 kernel, on which the observer (bpf/observe.bpf.c) is tested.
 lts_present() { compgen -G "${SCX_SLO_CACHE_ROOT:-/var/cache/scx-slo}/kernels/6.1.0-*-amd64/modules/virtio_pci.ko" >/dev/null; }
@@ -103,9 +105,8 @@ fi
 
 # --- the sched_ext kernel -------------------------------------------------------------------
 mkdir -p "$KDIR"
-if ! cache_present; then
-  "$ROOT/vm/fetch-kernel.sh"
-fi
+kernel_present current || "$ROOT/vm/fetch-kernel.sh"
+kernel_present sid || "$ROOT/vm/fetch-kernel.sh" sid
 lts_present || "$ROOT/vm/fetch-lts-kernel.sh" 6.1 >/dev/null
 touch "$STAMP"
-say "done: kernel $(cat "$KDIR/current")"
+say "done: kernels $(cat "$KDIR/current") (default) and $(cat "$KDIR/sid") (sid)"

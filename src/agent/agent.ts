@@ -38,7 +38,7 @@ import { SharedResult } from "../util/shared-result.js";
 import { packageVersion } from "../util/version.js";
 import { MissLog } from "./miss-log.js";
 import { ModeControl, type ModeRequest } from "./mode.js";
-import { Reconciler, SAFETY_PASS, type ReconcilerState } from "./reconciler.js";
+import { ATTACHED_PASS, Reconciler, SAFETY_PASS, type ReconcilerState } from "./reconciler.js";
 import { safeModeSwitch, writeSafeModeFlag, type SafeModeFlag } from "./safe-mode.js";
 import { DEFAULT_SELF_BUDGET_MS, selfSloRule } from "./self-slo.js";
 import { StatsReader } from "./stats.js";
@@ -185,10 +185,11 @@ export class Agent {
     });
     this.supervisor.on("attached", () => {
       this.handle.watchPins();
-      void this.reconciler.request("scheduler attached");
+      void this.reconciler.request(ATTACHED_PASS);
     });
     this.supervisor.on("state", () => void this.modes.apply());
     this.handle.on("pins", () => this.supervisor.wake());
+    this.handle.on("pins-checked", () => void this.reconciler.request(ATTACHED_PASS));
     this.handle.on("exit", () => this.supervisor.wake());
     this.handle.on("miss", (ev: MissEvent) => {
       this.metrics.missEventsReceived.inc();

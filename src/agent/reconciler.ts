@@ -18,6 +18,11 @@ const RETRY_MS = 1000;
 
 /** The reason of the slow pass that also re-reads the map, in case it was written around us. */
 export const SAFETY_PASS = "safety rescan";
+/**
+ * The pass after an attach, which also re-reads the map: an attach may have brought other maps
+ * (a hand-over from another build pins new, empty ones).
+ */
+export const ATTACHED_PASS = "scheduler attached";
 
 export interface ReconcilerOptions {
   /** The rules in force; null until the source has a first good set. */
@@ -144,7 +149,8 @@ export class Reconciler {
         leftOut: resolved.leftOut,
       };
       if (!session) return;
-      const trusted = this.knownFor === session && reason !== SAFETY_PASS ? this.known : null;
+      const reread = reason === SAFETY_PASS || reason === ATTACHED_PASS;
+      const trusted = this.knownFor === session && !reread ? this.known : null;
       this.known = null;
       const r = await reconcile(session, resolved.slos, trusted);
       this.known = r.after;

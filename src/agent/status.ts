@@ -60,6 +60,7 @@ export function buildStatus(p: StatusParts): AgentStatus {
       ops: sys.ops,
       enable_seq: sys.enableSeq,
       standby: p.handle.standbyState(),
+      handover: p.handle.lastHandOver,
     },
     safe_mode: { on: p.safeMode.on, reason: p.safeMode.reason, file: p.safeModeFile },
     mode: p.mode,

@@ -20,6 +20,11 @@ export interface SchedulerControl {
   /** The pinned link is present (the loader's unload removes it; the kernel then detaches). */
   linkPinned(): boolean;
   attach(): Promise<void>;
+  /**
+   * Called when scx_slo is found attached and this agent did not attach it: keep it (false) or,
+   * when it is another build's, hand over to this one (true). Throwing keeps the old one running.
+   */
+  adopt?(): Promise<boolean>;
   unload(): Promise<void>;
   /** Why the scheduler last stopped; read before a re-attach resets it. */
   lastExit(): Promise<ExitInfo | null>;
@@ -284,7 +289,17 @@ export class Supervisor extends EventEmitter {
 
     if (attached) {
       if (this.state !== "attached") {
-        const how = !this.everAttached && !this.loadedByUs ? "adopted" : "loaded";
+        let how: "adopted" | "loaded" | "handed over" =
+          !this.everAttached && !this.loadedByUs ? "adopted" : "loaded";
+        if (how === "adopted" && control.adopt) {
+          try {
+            if (await control.adopt()) how = "handed over";
+          } catch (err) {
+            this.lastError = `adopting the running scx_slo failed: ${errorMessage(err)}`;
+            log.error(`${this.lastError}; it keeps running as it is`);
+          }
+          if (!isScxSloAttached(control.kernelState())) return this.o.fastPollMs;
+        }
         if (how === "adopted") {
           this.adopted = true;
           log.info(
@@ -296,10 +311,17 @@ export class Supervisor extends EventEmitter {
         this.everAttached = true;
         this.loadedByUs = false;
         this.consecutiveFailures = 0;
-        this.setState("attached", how === "adopted" ? "adopted at start" : "attached by the agent");
+        this.setState(
+          "attached",
+          how === "adopted"
+            ? "adopted at start"
+            : how === "handed over"
+              ? "handed over at start from another build's scheduler"
+              : "attached by the agent",
+        );
         this.attachedSince = now;
         control.onAttached?.();
-        this.emit("attached", how);
+        this.emit("attached", how === "adopted" ? how : "loaded");
       }
       if (!control.linkPinned()) {
         // An unload removed the pin; the kernel detaches a moment later. Watch closely.

@@ -24,6 +24,25 @@ export const ExitInfoSchema = z.object({
 });
 export type ExitInfo = z.infer<typeof ExitInfoSchema>;
 
+/** A build's layout identity (native/layout.c): ABI version and the hash of its pinned maps. */
+export const LayoutSchema = z.object({ abi: z.number(), hash: z.string() });
+export type Layout = z.infer<typeof LayoutSchema>;
+
+/**
+ * The scheduler pinned by another build (another layout) was replaced by this agent's: its maps
+ * got new pins, the SLOs were written again, and the kernel's fair class ran for fallback_ms
+ * (null when nothing was attached to detach).
+ */
+export const HandOverSchema = z.object({
+  at: z.string(),
+  from: LayoutSchema.nullable(),
+  to: LayoutSchema,
+  fallback_ms: z.number().nullable(),
+  maps_replaced: z.number(),
+  pins_dropped: z.number(),
+});
+export type HandOver = z.infer<typeof HandOverSchema>;
+
 const ReconcileSchema = z.object({
   set: z.number(),
   deleted: z.number(),
@@ -84,6 +103,8 @@ export const AgentStatusSchema = z.object({
     enable_seq: z.number(),
     /** The pre-verified copy kept for a fast re-attach. */
     standby: z.enum(["none", "preparing", "ready"]),
+    /** The last hand-over from a scheduler pinned by another build; null if none. */
+    handover: HandOverSchema.nullable(),
   }),
   safe_mode: z.object({ on: z.boolean(), reason: z.string(), file: z.string() }),
   /** enforce (scx_slo), observe (the tracing observer) or unsupported, and why. */

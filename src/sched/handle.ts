@@ -4,16 +4,19 @@
 //   - the standby copy, verified in the background while scx_slo runs, so a re-attach is one
 //     link creation;
 //   - attach (standby first, else a cold load), unload, and the last exit record;
+//   - adoption of a scheduler found running: kept when its pins are of this build's layout, else
+//     handed over to this build (native/layout.c), and the last hand-over remembered;
 //   - a watch on the pin folder: an unload removes the link pin, and whoever supervises the
 //     scheduler hears of it at once.
 // It holds no scheduler state of its own: the link and maps are pinned and outlive the process.
 import { EventEmitter } from "node:events";
 import { existsSync, statSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
-import type { ExitInfo } from "../api/status.js";
+import type { ExitInfo, HandOver } from "../api/status.js";
 import { errorMessage, silentLogger, type Logger } from "../util/log.js";
 import { withTimeout } from "../util/process.js";
 import {
+  adoptScheduler,
   loadScheduler,
   schedulerStatus,
   unloadScheduler,
@@ -43,7 +46,8 @@ export type StandbyState = "none" | "preparing" | "ready";
 /**
  * Events: "miss" (MissEvent) for each deadline miss on the ring buffer; "exit" (the sched_ext
  * exit kind) the moment the scheduler stops, while a serve session is open; "pins" when something
- * changed in the pin folder.
+ * changed in the pin folder; "pins-checked" when pins found by mapSession() turned out to be of
+ * this build's layout (a session is given out from now on).
  */
 export class SchedulerHandle extends EventEmitter {
   private readonly log: Logger;
@@ -52,6 +56,14 @@ export class SchedulerHandle extends EventEmitter {
   private standby: StandbyScheduler | null = null;
   private pinWatcher: FSWatcher | null = null;
   private closed = false;
+  private handOver: HandOver | null = null;
+  /**
+   * slo_map's inode once the pins are known to be of this build's layout: no session is given out
+   * for others, since this build's loader would write values another build's scheduler misreads.
+   */
+  private checkedMapIno: bigint | null = null;
+  private checking = false;
+  private foreignLogged: bigint | null = null;
 
   constructor(private readonly o: SchedulerHandleOptions) {
     super();
@@ -74,15 +86,20 @@ export class SchedulerHandle extends EventEmitter {
 
   /**
    * The serve session for the maps pinned now; null when no maps are pinned (never loaded on
-   * this boot, or purged). A session for replaced pins is closed and a new one started.
+   * this boot, or purged), and while they are not known to be of this build's layout (checked in
+   * the background; "pins-checked" says when they are). A session for replaced pins is closed and
+   * a new one started.
    */
   mapSession(): LoaderSession | null {
     if (this.closed) return null;
-    let ino: bigint;
-    try {
-      ino = statSync(path.join(this.o.paths.pinDir, "slo_map"), { bigint: true }).ino;
-    } catch {
+    const ino = this.mapIno();
+    if (ino === null) {
       this.closeSession();
+      return null;
+    }
+    if (ino !== this.checkedMapIno) {
+      this.closeSession();
+      this.checkLayout(ino);
       return null;
     }
     if (this.session?.alive && this.sessionMapIno === ino) return this.session;
@@ -111,7 +128,8 @@ export class SchedulerHandle extends EventEmitter {
     if (standby && !standby.ready) await withTimeout(standby.prepared, STANDBY_WAIT_MS);
     if (standby?.ready) {
       try {
-        await standby.attach();
+        this.noteHandOver(await standby.attach());
+        this.checkedMapIno = this.mapIno();
         this.o.onStandbyAttach?.("ok");
         return;
       } catch (err) {
@@ -120,7 +138,72 @@ export class SchedulerHandle extends EventEmitter {
       }
     }
     await standby?.close();
-    await loadScheduler(this.o.paths, this.o.load ?? {});
+    this.noteHandOver(await loadScheduler(this.o.paths, this.o.load ?? {}));
+    this.checkedMapIno = this.mapIno();
+  }
+
+  /**
+   * scx_slo was found attached: keeps it if its pins are of this build's layout (false), else hands
+   * over to this build (true). When that fails the old one keeps running and no session is given
+   * out for its maps until they are replaced.
+   */
+  async adopt(): Promise<boolean> {
+    const h = await adoptScheduler(this.o.paths, this.o.load ?? {});
+    this.noteHandOver(h);
+    this.checkedMapIno = this.mapIno();
+    return h !== null;
+  }
+
+  private mapIno(): bigint | null {
+    try {
+      return statSync(path.join(this.o.paths.pinDir, "slo_map"), { bigint: true }).ino;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Asks the loader whether the pins at ino are of this build's layout; one check at a time. */
+  private checkLayout(ino: bigint): void {
+    if (this.checking) return;
+    this.checking = true;
+    void schedulerStatus(this.o.paths)
+      .then((st) => {
+        if (this.mapIno() !== ino || this.closed) return;
+        const layout = st.layout;
+        // null: nothing to compare (an object that cannot be opened fails its own load anyway).
+        if (layout?.compatible !== false) {
+          this.checkedMapIno = ino;
+          this.emit("pins-checked");
+        } else if (this.foreignLogged !== ino) {
+          this.foreignLogged = ino;
+          this.log.warn(
+            `the pinned maps are another build's (layout ${layout.pinned?.hash ?? "unknown"}, ` +
+              `this build's ${layout.object?.hash}): they are not written until this build's ` +
+              "scheduler replaces them",
+          );
+        }
+      })
+      .catch((err) => this.log.debug(`layout check: ${errorMessage(err)}`))
+      .finally(() => (this.checking = false));
+  }
+
+  /** The last hand-over from a scheduler pinned by another build; null if none. */
+  get lastHandOver(): HandOver | null {
+    return this.handOver;
+  }
+
+  private noteHandOver(h: HandOver | null): void {
+    if (h === null) return;
+    this.handOver = h;
+    const from = h.from
+      ? `ABI ${h.from.abi}, layout ${h.from.hash}`
+      : "a build without a layout id";
+    const gap = h.fallback_ms === null ? "" : `; the fair class ran ${h.fallback_ms} ms in between`;
+    this.log.warn(
+      `hand-over: the scheduler pinned by another build (${from}) was replaced by this one ` +
+        `(ABI ${h.to.abi}, layout ${h.to.hash})${gap}; ${h.maps_replaced} maps replaced, ` +
+        `${h.pins_dropped} old pins dropped; SLOs are written again`,
+    );
   }
 
   /** Unpins the link: the kernel falls back to its fair class. The maps stay. */

@@ -5,11 +5,14 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { findProjectRoot } from "../util/project-root.js";
+import type { HandOver } from "../api/status.js";
 import {
   AbiSchema,
+  LoadReplySchema,
   parseLine,
   SchedulerStatusSchema,
   type Abi,
+  type LoadReply,
   type SchedulerStatus,
 } from "./replies.js";
 
@@ -116,8 +119,39 @@ export function loadArgs(paths: LoaderPaths, opts: LoadOptions = {}): string[] {
   return args;
 }
 
-export async function loadScheduler(paths: LoaderPaths, opts: LoadOptions = {}): Promise<void> {
-  await runLoader(paths, ["load", ...loadArgs(paths, opts)]);
+/** The hand-over a load, adopt or standby attach reports; null when the pins were its own. */
+export function handOverOf(reply: LoadReply): HandOver | null {
+  const h = reply.handover;
+  if (h === null) return null;
+  return {
+    at: new Date().toISOString(),
+    from: h.from,
+    to: reply.layout,
+    fallback_ms: h.fallback_ms,
+    maps_replaced: h.maps_replaced,
+    pins_dropped: h.pins_dropped,
+  };
+}
+
+/** Loads and attaches; over pins of another build's layout it replaces them (the hand-over). */
+export async function loadScheduler(
+  paths: LoaderPaths,
+  opts: LoadOptions = {},
+): Promise<HandOver | null> {
+  const out = await runLoader(paths, ["load", ...loadArgs(paths, opts)]);
+  return handOverOf(parseLine(LoadReplySchema, out, "loader load"));
+}
+
+/**
+ * scx_slo is attached: keeps it when its pins are of this build's layout (null), else hands over
+ * to this build (new object attached at once, maps replaced) and says what that took.
+ */
+export async function adoptScheduler(
+  paths: LoaderPaths,
+  opts: LoadOptions = {},
+): Promise<HandOver | null> {
+  const out = await runLoader(paths, ["adopt", ...loadArgs(paths, opts)]);
+  return handOverOf(parseLine(LoadReplySchema, out, "loader adopt"));
 }
 
 export async function unloadScheduler(paths: LoaderPaths, purge = false): Promise<void> {
@@ -125,7 +159,8 @@ export async function unloadScheduler(paths: LoaderPaths, purge = false): Promis
 }
 
 export async function schedulerStatus(paths: LoaderPaths): Promise<SchedulerStatus> {
-  return parseLine(SchedulerStatusSchema, await runLoader(paths, ["status"]), "loader status");
+  const out = await runLoader(paths, ["status", "--obj", paths.object]);
+  return parseLine(SchedulerStatusSchema, out, "loader status");
 }
 
 const abiCache = new Map<string, Promise<Abi>>();

@@ -2,7 +2,7 @@
 // commands and the serve session) is parsed against these schemas, so a loader of another
 // version, or a bug, shows up as an error naming the field instead of as undefined further on.
 import { z } from "zod";
-import { ExitInfoSchema } from "../api/status.js";
+import { ExitInfoSchema, LayoutSchema } from "../api/status.js";
 
 /** An array of finite numbers, checked in one pass (histograms are long and read often). */
 const numbers = z.custom<number[]>(
@@ -28,6 +28,14 @@ export const SchedulerStatusSchema = z.object({
   exit: ExitInfoSchema.optional(),
   /** Observer links pinned in the folder asked about (src/sched/observer.ts). */
   observer_links: z.number().optional(),
+  /** Pinned identity, this build's, and whether they match (null: nothing pinned or unknown). */
+  layout: z
+    .object({
+      pinned: LayoutSchema.nullable(),
+      object: LayoutSchema.nullable(),
+      compatible: z.boolean().nullable(),
+    })
+    .optional(),
 });
 export type SchedulerStatus = z.infer<typeof SchedulerStatusSchema>;
 
@@ -89,6 +97,7 @@ export const SessionReplySchema = z.union([
 /** `scx-slo-loader abi`: the constants of bpf/scx_slo.h and the counters table. */
 export const AbiSchema = z.object({
   name: z.string(),
+  abi_version: z.number(),
   budget_min_ns: z.number(),
   budget_max_ns: z.number(),
   queue_budget_max_ns: z.number(),
@@ -139,6 +148,22 @@ export const OffendersReplySchema = z.object({
     }),
   ),
 });
+
+/** What a load replaced when it found pins of another layout (native/loader.c). */
+const HandOverReplySchema = z.object({
+  from: LayoutSchema.nullable(),
+  fallback_ms: z.number().nullable(),
+  maps_replaced: z.number(),
+  pins_dropped: z.number(),
+});
+
+/** `load`, `adopt` and a standby's attach: the build's layout, and a hand-over if one ran. */
+export const LoadReplySchema = z.object({
+  ok: z.literal(true),
+  layout: LayoutSchema,
+  handover: HandOverReplySchema.nullable(),
+});
+export type LoadReply = z.infer<typeof LoadReplySchema>;
 
 /** A standby's lines: {"ready":true} once verified, then load's reply after "attach". */
 export const StandbyLineSchema = z.object({

@@ -5,9 +5,10 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
+import type { HandOver } from "../api/status.js";
 import { withTimeout } from "../util/process.js";
-import { LoaderError, loadArgs, type LoaderPaths, type LoadOptions } from "./loader.js";
-import { StandbyLineSchema } from "./replies.js";
+import { handOverOf, LoaderError, loadArgs, type LoaderPaths, type LoadOptions } from "./loader.js";
+import { LoadReplySchema, parseLine, StandbyLineSchema } from "./replies.js";
 
 const ERROR_PREFIX = "scx-slo-loader: error: ";
 
@@ -65,9 +66,10 @@ export class StandbyScheduler {
 
   /**
    * Attaches the verified copy; rejects with the loader's error (the caller loads afresh), or
-   * after timeoutMs if the kernel's enable never returns (the child is killed then).
+   * after timeoutMs if the kernel's enable never returns (the child is killed then). Resolves with
+   * the hand-over when it replaced pins of another build's layout.
    */
-  async attach(timeoutMs = 5000): Promise<void> {
+  async attach(timeoutMs = 5000): Promise<HandOver | null> {
     if (!this.ready) throw new LoaderError(`standby not ready: ${this.error}`);
     this.isReady = false;
     this.child.stdin.end("attach\n");
@@ -80,6 +82,7 @@ export class StandbyScheduler {
       await this.exit();
       throw new LoaderError(this.error);
     }
+    return handOverOf(parseLine(LoadReplySchema, reply ?? "", "standby attach"));
   }
 
   /**

@@ -156,3 +156,49 @@ test("a kernel without sched_ext: unsupported, and nothing is loaded", async () 
   assert.equal(k.loads, 0);
   await sup.stop();
 });
+
+test("a running scheduler of another build is handed over at start, not adopted", async () => {
+  const k = new (class extends FakeKernel {
+    adopts = 0;
+    async adopt() {
+      this.adopts++;
+      this.enableSeq++; // the new build attached in place of the old
+      return true;
+    }
+  })();
+  k.attached = true;
+  k.enableSeq = 1;
+  const { sup } = setup(k);
+  await sup.start();
+  await until(() => sup.status().state === "attached");
+  const st = sup.status();
+  assert.equal(k.adopts, 1);
+  assert.equal(k.loads, 0, "the hand-over attached it; no second load");
+  assert.equal(st.adopted, false);
+  assert.match(st.reason, /handed over/);
+  assert.equal(st.unplannedDetaches, 0, "a hand-over is not a failure");
+  await sup.stop();
+});
+
+test("a compatible running scheduler is adopted as it runs; a failed hand-over keeps it", async () => {
+  for (const outcome of ["kept", "failed"] as const) {
+    const k = new (class extends FakeKernel {
+      async adopt(): Promise<boolean> {
+        if (outcome === "failed") throw new Error("the kernel rejected the object");
+        return false;
+      }
+    })();
+    k.attached = true;
+    k.enableSeq = 4;
+    const { sup } = setup(k);
+    await sup.start();
+    await until(() => sup.status().state === "attached");
+    const st = sup.status();
+    assert.equal(st.adopted, true, outcome);
+    assert.equal(k.enableSeq, 4, `${outcome}: no re-attach`);
+    if (outcome === "failed")
+      assert.match(st.lastError ?? "", /adopting the running scx_slo failed/);
+    else assert.equal(st.lastError, null);
+    await sup.stop();
+  }
+});
