@@ -76,7 +76,10 @@ test("the DaemonSet mounts bpffs, cgroup2 and sched_ext's sysfs, and passes NODE
 
 test("every metric the Grafana dashboard queries is one the agent exports", async () => {
   const root = findProjectRoot();
-  const dashboard = readFileSync(path.join(root, "deploy", "grafana-dashboard.json"), "utf8");
+  const dashboard = readFileSync(
+    path.join(root, "deploy", "grafana", "scx-slo-dashboard.json"),
+    "utf8",
+  );
   const sample = {
     cgroup: "/a",
     namespace: "ns",
