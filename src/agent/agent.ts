@@ -55,7 +55,13 @@ const OVERLOAD_SAMPLE_MAX_AGE_MS = 250;
 
 export type SourceSpec =
   | { readonly kind: "file"; readonly file: string }
-  | { readonly kind: "kubernetes"; readonly nodeName: string; readonly watchPolicies?: boolean };
+  | {
+      readonly kind: "kubernetes";
+      readonly nodeName: string;
+      readonly watchPolicies?: boolean;
+      /** A kubeconfig file; default: the pod's in-cluster config. */
+      readonly kubeconfig?: string;
+    };
 
 export interface AgentOptions {
   readonly source: SourceSpec;
@@ -300,6 +306,9 @@ export class Agent {
       cgroupRoot: this.options.cgroupRoot,
       log: this.log,
       watchPolicies: spec.watchPolicies ?? true,
+      ...(spec.kubeconfig !== undefined ? { kubeconfig: spec.kubeconfig } : {}),
+      // The supervisor looks at once, not at its next poll.
+      onSafeModeChange: () => this.supervisor.wake(),
     });
     this.nodeSafeMode = () => k8s.safeMode();
     return k8s;

@@ -25,6 +25,7 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     mode: { type: "string", default: "auto" },
     observe: { type: "boolean" },
     "node-name": { type: "string" },
+    kubeconfig: { type: "string" },
     "cgroup-root": { type: "string", default: CGROUP_ROOT },
     "safe-mode-file": { type: "string", default: DEFAULT_SAFE_MODE_FILE },
     "overload-window": { type: "string" },
@@ -48,7 +49,8 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
         "--source kubernetes needs this node's name: set NODE_NAME (the DaemonSet passes spec.nodeName) or --node-name",
       );
     }
-    source = { kind: "kubernetes", nodeName };
+    const kubeconfig = values.kubeconfig ?? process.env.KUBECONFIG;
+    source = { kind: "kubernetes", nodeName, ...(kubeconfig ? { kubeconfig } : {}) };
   } else {
     throw new UsageError(
       `--source must be file or kubernetes, got ${JSON.stringify(values.source)}`,

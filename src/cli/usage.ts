@@ -32,6 +32,8 @@ export const RUN_USAGE = `usage: scx-slo run [options]
   --self-budget-ms N         the agent's own cgroup gets this budget at importance 100, so it
                              keeps answering on a saturated node (default ${DEFAULT_SELF_BUDGET_MS}; 0: no SLO of its own)
   --node-name NAME           this node (kubernetes source; default $NODE_NAME)
+  --kubeconfig FILE          kubernetes source: credentials from this kubeconfig (default
+                             $KUBECONFIG; unset: the pod's ServiceAccount, in-cluster)
   --cgroup-root DIR          the cgroup2 mount (default ${CGROUP_ROOT})
   --safe-mode-file FILE      safe-mode flag file (default ${DEFAULT_SAFE_MODE_FILE})
   --overload-window S        overload window in seconds (default ${DEFAULT_OVERLOAD.windowS})

@@ -64,6 +64,33 @@ test("--source kubernetes without a node name is a usage error naming NODE_NAME"
   assert.match(r.stderr, /NODE_NAME/);
 });
 
+test("--source kubernetes outside a pod: without credentials it says where to get them", () => {
+  const dir = tmp();
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: "n1" };
+    delete env.KUBERNETES_SERVICE_HOST;
+    delete env.KUBECONFIG;
+    const run = (...extra: string[]) =>
+      spawnSync(
+        process.execPath,
+        [MAIN, "run", "--source", "kubernetes", "--listen", "127.0.0.1:0"].concat([
+          "--safe-mode-file",
+          path.join(dir, "safe-mode"),
+          ...extra,
+        ]),
+        { encoding: "utf8", env, timeout: 30_000 },
+      );
+    const none = run();
+    assert.equal(none.status, 1, none.stderr);
+    assert.match(none.stderr, /not running in a Kubernetes pod.*--kubeconfig FILE/);
+    const missing = run("--kubeconfig", path.join(dir, "nope"));
+    assert.equal(missing.status, 1, missing.stderr);
+    assert.match(missing.stderr, /cannot load kubeconfig .*nope/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("help and version exit 0 on stdout", () => {
   assert.equal(cli("--help").code, 0);
   assert.match(cli("--help").out, /config init/);

@@ -153,7 +153,10 @@ test("every dashboard query against a real Prometheus: one series per SLO cgroup
     );
 
     const dashboard = JSON.parse(
-      readFileSync(path.join(findProjectRoot(), "deploy", "grafana-dashboard.json"), "utf8"),
+      readFileSync(
+        path.join(findProjectRoot(), "deploy", "grafana", "scx-slo-dashboard.json"),
+        "utf8",
+      ),
     ) as { panels: Panel[] };
     // Only the scheduler's own counters need a scheduler (its maps) to be exported at all.
     const schedulerCounters = new Set(

@@ -1,7 +1,8 @@
-// The node's pods (and, optionally, the cluster's SloPolicy objects) kept current by list+watch,
-// turned into the SloRule set the reconciler should hold. While the API server is unreachable the
-// last good sets stay in force: a scheduler that forgot every SLO during a control-plane outage
-// would hurt exactly the workloads the SLOs protect.
+// The node's pods and the cluster's SloPolicy objects turned into the SloRule set the reconciler
+// should hold. No I/O: the informers (informer.ts) hand it the complete current sets, it computes
+// the rules and says when they, or the errors, change. A pod is placed at its pod-level cgroup
+// (the kubelet's layout, cgroup/kubepods.ts); a pod or policy that cannot be used is skipped with
+// an error naming it and the fix, and the others still count.
 
 import {
   KubepodsError,
@@ -14,20 +15,87 @@ import {
   decidePodSlo,
   parseSloPolicy,
   podSloRule,
-  SLO_POLICY_CRD,
   type PodMeta,
   type SloPolicy,
 } from "./annotations.js";
-import {
-  DEFAULT_BACKOFF,
-  runListWatch,
-  type Backoff,
-  type KubeClient,
-  type KubeObject,
-  type ObjectEvent,
-  type ResourceApi,
-  type V1Pod,
-} from "./client.js";
+
+// API object shapes: only the fields the agent reads. The API server sends many more, and the
+// official client's typed objects (V1Pod, ...) fit these shapes.
+
+export interface ObjectMeta {
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly uid?: string;
+  readonly resourceVersion?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface KubeObject {
+  readonly apiVersion?: string;
+  readonly kind?: string;
+  readonly metadata?: ObjectMeta;
+}
+
+export interface ContainerStatus {
+  readonly name?: string;
+  /** "<runtime>://<id>"; absent until the runtime has created the container. */
+  readonly containerID?: string;
+}
+
+export interface PodObject extends KubeObject {
+  readonly spec?: { readonly nodeName?: string };
+  readonly status?: {
+    readonly phase?: string;
+    readonly qosClass?: string;
+    readonly containerStatuses?: readonly ContainerStatus[];
+    readonly initContainerStatuses?: readonly ContainerStatus[];
+    readonly ephemeralContainerStatuses?: readonly ContainerStatus[];
+  };
+}
+
+// What the informers' caches keep of each object (informer.ts: transform): what this module and
+// annotations.ts read, plus the name, namespace and resourceVersion the cache is keyed and
+// versioned by. A pod as the API server sends it is several KiB (managedFields, spec, status);
+// a full node's worth would cost the agent megabytes it never reads.
+
+function keptMeta(m: ObjectMeta | undefined, withLabels: boolean): ObjectMeta {
+  return {
+    name: m?.name,
+    namespace: m?.namespace,
+    uid: m?.uid,
+    resourceVersion: m?.resourceVersion,
+    ...(withLabels && m?.labels ? { labels: m.labels } : {}),
+  };
+}
+
+function keptStatuses(list?: readonly ContainerStatus[]): ContainerStatus[] | undefined {
+  return list?.map((c) => ({ name: c.name, containerID: c.containerID }));
+}
+
+/** A pod as the cache keeps it: labels, the scx-slo.io annotations, phase, QoS, container ids. */
+export function keptPod(pod: PodObject): PodObject {
+  const annotations = Object.fromEntries(
+    Object.entries(pod.metadata?.annotations ?? {}).filter(([k]) => k.startsWith("scx-slo.io/")),
+  );
+  return {
+    metadata: { ...keptMeta(pod.metadata, true), annotations },
+    spec: { nodeName: pod.spec?.nodeName },
+    status: {
+      phase: pod.status?.phase,
+      qosClass: pod.status?.qosClass,
+      containerStatuses: keptStatuses(pod.status?.containerStatuses),
+      initContainerStatuses: keptStatuses(pod.status?.initContainerStatuses),
+      ephemeralContainerStatuses: keptStatuses(pod.status?.ephemeralContainerStatuses),
+    },
+  };
+}
+
+/** An SloPolicy as the cache keeps it: its name and spec. */
+export function keptPolicy(obj: KubeObject): KubeObject {
+  const { metadata, spec } = obj as KubeObject & { readonly spec?: unknown };
+  return { metadata: keptMeta(metadata, false), spec } as KubeObject;
+}
 
 /** Pods in these phases have (or are about to have) processes the scheduler sees. */
 const LIVE_PHASES: ReadonlySet<string> = new Set(["Running", "Pending"]);
@@ -39,21 +107,23 @@ export interface PodSourceSnapshot {
 }
 
 export interface PodSourceOptions {
-  readonly pods: ResourceApi<V1Pod>;
-  /** SloPolicy objects; left out, only pod annotations count. */
-  readonly policies?: ResourceApi<KubeObject>;
   /** Pod-level cgroup path (see podPathResolver in cgroup/kubepods.ts); null while unknown. */
   readonly podPath: (pod: PodCgroupRef) => string | null;
   /** Called whenever the rules or the errors change, never for an update that changes neither. */
   readonly onChange?: (snapshot: PodSourceSnapshot) => void;
-  readonly backoff?: Backoff;
 }
 
 function key(meta: { readonly namespace?: string; readonly name?: string }): string {
   return `${meta.namespace ?? ""}/${meta.name ?? ""}`;
 }
 
-function containerIds(pod: V1Pod): string[] {
+function byKey(a: KubeObject, b: KubeObject): number {
+  const ka = key(a.metadata ?? {});
+  const kb = key(b.metadata ?? {});
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function containerIds(pod: PodObject): string[] {
   const s = pod.status;
   return [
     ...(s?.initContainerStatuses ?? []),
@@ -68,14 +138,43 @@ function isQosClass(v: unknown): v is QosClass {
   return typeof v === "string" && (QOS_CLASSES as readonly string[]).includes(v);
 }
 
+/** What one pod comes to: a rule, an error, or nothing (no SLO, not live). */
+interface PodOutcome {
+  readonly rule?: SloRule;
+  readonly error?: string;
+  /** Its cgroup driver was unknown: worth computing again even when nothing changed. */
+  readonly unplaced?: boolean;
+}
+
+interface Memo {
+  readonly pod: PodObject;
+  readonly policies: readonly SloPolicy[];
+  readonly key: string;
+  readonly outcome: PodOutcome;
+}
+
+const sameItems = <T>(a: readonly T[], b: readonly T[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * The rules of every pod, recomputed for the pods that changed only: a change to one pod on a node
+ * of a thousand computes that pod and reuses the other outcomes as they were (the same objects),
+ * so a change of the rules is told from none by comparing objects, not by serialising them all.
+ * The informers hand in the same object for a pod until it changes, so "changed" is "another
+ * object"; a policy change recomputes every pod.
+ */
 export class PodSource {
-  private readonly pods = new Map<string, V1Pod>();
-  private readonly policyObjects = new Map<string, KubeObject>();
+  private pods: readonly PodObject[] = [];
+  private policyObjects: readonly KubeObject[] = [];
+  private parsed: {
+    objects: readonly KubeObject[];
+    policies: readonly SloPolicy[];
+    errors: readonly string[];
+  } = { objects: [], policies: [], errors: [] };
+  private memo = new Map<string, Memo>();
   private snapshot: PodSourceSnapshot = { rules: [], errors: [] };
-  private snapshotKey = JSON.stringify(this.snapshot);
-  private podsConnected = false;
-  private podsError: string | null = null;
-  private policiesError: string | null = null;
+  private version = 0;
+  private unplaced = 0;
 
   constructor(private readonly options: PodSourceOptions) {}
 
@@ -87,184 +186,139 @@ export class PodSource {
     return this.snapshot.errors;
   }
 
-  /** True between a successful pod list and the next failure. */
-  get connected(): boolean {
-    return this.podsConnected;
+  /** Counts changes of the rules (not of the errors alone): equal means the same rules. */
+  get rulesVersion(): number {
+    return this.version;
   }
 
-  /** The latest API failure not yet followed by a successful list; null when healthy. */
-  get lastError(): string | null {
-    return this.podsError ?? this.policiesError;
+  /**
+   * Pods with an SLO whose cgroup could not be placed because the kubelet's cgroup driver is not
+   * known yet (no kubepods cgroup): worth a refresh() once the kubelet has made it.
+   */
+  get unplacedPods(): number {
+    return this.unplaced;
   }
 
-  replacePods(items: readonly V1Pod[]): void {
-    this.pods.clear();
-    for (const pod of items) {
-      const uid = pod.metadata?.uid;
-      if (uid) this.pods.set(uid, pod);
-    }
+  /** The node's pods, all of them (a list, or an informer's cache). */
+  replacePods(items: readonly PodObject[]): void {
+    this.pods = items;
     this.update();
   }
 
-  applyPodEvent(event: ObjectEvent<V1Pod>): void {
-    const uid = event.object.metadata?.uid;
-    if (!uid) return;
-    if (event.type === "DELETED") this.pods.delete(uid);
-    else this.pods.set(uid, event.object);
-    this.update();
-  }
-
+  /** Every SloPolicy object of the cluster. */
   replacePolicies(items: readonly KubeObject[]): void {
-    this.policyObjects.clear();
-    for (const p of items) this.policyObjects.set(key(p.metadata ?? {}), p);
+    this.policyObjects = items;
     this.update();
   }
 
-  applyPolicyEvent(event: ObjectEvent<KubeObject>): void {
-    const k = key(event.object.metadata ?? {});
-    if (event.type === "DELETED") this.policyObjects.delete(k);
-    else this.policyObjects.set(k, event.object);
+  /** Both at once: one recomputation. */
+  replaceAll(pods: readonly PodObject[], policies: readonly KubeObject[]): void {
+    this.pods = pods;
+    this.policyObjects = policies;
     this.update();
   }
 
-  /** Recomputes without an API event: the cgroup driver may have become known since. */
+  /** Recomputes without new objects: the cgroup driver may have become known since. */
   refresh(): void {
     this.update();
   }
 
-  /** Runs list+watch for pods (and policies) until the signal aborts. */
-  async run(signal: AbortSignal): Promise<void> {
-    const backoff = this.options.backoff ?? DEFAULT_BACKOFF;
-    const loops = [
-      runListWatch(
-        this.options.pods,
-        {
-          onList: (items) => {
-            this.podsConnected = true;
-            this.podsError = null;
-            this.replacePods(items);
-          },
-          onEvent: (ev) => this.applyPodEvent(ev),
-          onError: (err) => {
-            this.podsConnected = false;
-            this.podsError = err.message;
-          },
-        },
-        signal,
-        backoff,
-      ),
-    ];
-    if (this.options.policies !== undefined) {
-      loops.push(
-        runListWatch(
-          this.options.policies,
-          {
-            onList: (items) => {
-              this.policiesError = null;
-              this.replacePolicies(items);
-            },
-            onEvent: (ev) => this.applyPolicyEvent(ev),
-            onError: (err) => {
-              this.policiesError = err.message;
-            },
-          },
-          signal,
-          backoff,
-        ),
-      );
-    }
-    await Promise.all(loops);
-  }
-
   private update(): void {
     const next = this.compute();
-    const nextKey = JSON.stringify(next);
-    if (nextKey === this.snapshotKey) return;
+    const rulesChanged = !sameItems(next.rules, this.snapshot.rules);
+    if (!rulesChanged && sameItems(next.errors, this.snapshot.errors)) return;
+    if (rulesChanged) this.version++;
     this.snapshot = next;
-    this.snapshotKey = nextKey;
     this.options.onChange?.(next);
   }
 
-  private compute(): PodSourceSnapshot {
+  private policies(): typeof this.parsed {
+    if (sameItems(this.policyObjects, this.parsed.objects)) return this.parsed;
     const errors: string[] = [];
     const policies: SloPolicy[] = [];
-    for (const k of [...this.policyObjects.keys()].sort()) {
-      const parsed = parseSloPolicy(this.policyObjects.get(k));
+    for (const obj of [...this.policyObjects].sort(byKey)) {
+      const parsed = parseSloPolicy(obj);
       if ("error" in parsed) errors.push(parsed.error);
       else policies.push(parsed.policy);
     }
+    this.parsed = { objects: this.policyObjects, policies, errors };
+    return this.parsed;
+  }
 
+  private compute(): PodSourceSnapshot {
+    const { policies, errors: policyErrors } = this.policies();
+    const memo = new Map<string, Memo>();
+    let unplaced = 0;
+    for (const pod of this.pods) {
+      const uid = pod.metadata?.uid;
+      if (!uid) continue;
+      const was = this.memo.get(uid);
+      let m: Memo;
+      if (was && was.pod === pod && was.policies === policies && !was.outcome.unplaced) {
+        m = was;
+      } else {
+        const outcome = this.outcome(pod, policies);
+        // Most updates of a pod are its status: the same outcome keeps its old object.
+        const same = was && JSON.stringify(was.outcome) === JSON.stringify(outcome);
+        m = { pod, policies, key: key(pod.metadata ?? {}), outcome: same ? was.outcome : outcome };
+      }
+      if (m.outcome.unplaced) unplaced++;
+      memo.set(uid, m);
+    }
+    this.memo = memo;
+    this.unplaced = unplaced;
+    const sorted = [...memo.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const rules: SloRule[] = [];
-    const live = [...this.pods.values()]
-      .filter((p) => LIVE_PHASES.has(p.status?.phase ?? ""))
-      .sort((a, b) => (key(a.metadata ?? {}) < key(b.metadata ?? {}) ? -1 : 1));
-    for (const pod of live) {
-      const m = pod.metadata ?? {};
-      if (!m.namespace || !m.name || !m.uid) continue;
-      const meta: PodMeta = {
-        namespace: m.namespace,
-        name: m.name,
-        labels: m.labels ?? {},
-        annotations: m.annotations ?? {},
-      };
-      const decision = decidePodSlo(meta, policies);
-      if (decision.kind === "none") continue;
-      if (decision.kind === "error") {
-        errors.push(decision.message);
-        continue;
-      }
-      const id = `pod ${meta.namespace}/${meta.name}`;
-      const qosClass = pod.status?.qosClass;
-      if (!isQosClass(qosClass)) {
-        errors.push(
-          `${id}: status.qosClass ${JSON.stringify(qosClass)} is not Guaranteed, Burstable or ` +
-            "BestEffort, so its cgroup cannot be placed; it is retried on the pod's next update",
-        );
-        continue;
-      }
-      let cgroupPath: string | null;
-      try {
-        cgroupPath = this.options.podPath({
-          uid: m.uid,
-          qosClass,
-          containerIds: containerIds(pod),
-        });
-      } catch (err) {
-        if (!(err instanceof KubepodsError)) throw err;
-        errors.push(`${id}: ${err.message}`);
-        continue;
-      }
-      if (cgroupPath === null) {
-        errors.push(
-          `${id}: its cgroup is not known yet: no kubepods.slice or kubepods cgroup, so the ` +
-            "kubelet's cgroup driver is unknown; set it in the agent's configuration",
-        );
-        continue;
-      }
-      rules.push(podSloRule(meta, cgroupPath, decision));
+    const errors = [...policyErrors];
+    for (const { outcome } of sorted) {
+      if (outcome.rule) rules.push(outcome.rule);
+      if (outcome.error !== undefined) errors.push(outcome.error);
     }
     return { rules, errors };
   }
-}
 
-/** A PodSource for one node, talking to the API server through client. */
-export function kubernetesPodSource(
-  client: KubeClient,
-  nodeName: string,
-  options: Omit<PodSourceOptions, "pods" | "policies"> & { readonly watchPolicies?: boolean },
-): PodSource {
-  const { watchPolicies, ...rest } = options;
-  return new PodSource({
-    ...rest,
-    pods: client.pods(nodeName),
-    ...(watchPolicies
-      ? {
-          policies: client.custom<KubeObject>(
-            SLO_POLICY_CRD.group,
-            SLO_POLICY_CRD.version,
-            SLO_POLICY_CRD.plural,
-          ),
-        }
-      : {}),
-  });
+  private outcome(pod: PodObject, policies: readonly SloPolicy[]): PodOutcome {
+    if (!LIVE_PHASES.has(pod.status?.phase ?? "")) return {};
+    const m = pod.metadata ?? {};
+    if (!m.namespace || !m.name || !m.uid) return {};
+    const meta: PodMeta = {
+      namespace: m.namespace,
+      name: m.name,
+      labels: m.labels ?? {},
+      annotations: m.annotations ?? {},
+    };
+    const decision = decidePodSlo(meta, policies);
+    if (decision.kind === "none") return {};
+    if (decision.kind === "error") return { error: decision.message };
+    const id = `pod ${meta.namespace}/${meta.name}`;
+    const qosClass = pod.status?.qosClass;
+    if (!isQosClass(qosClass)) {
+      return {
+        error:
+          `${id}: status.qosClass ${JSON.stringify(qosClass)} is not Guaranteed, Burstable or ` +
+          "BestEffort, so its cgroup cannot be placed; it is retried on the pod's next update",
+      };
+    }
+    let cgroupPath: string | null;
+    try {
+      cgroupPath = this.options.podPath({
+        uid: m.uid,
+        qosClass,
+        containerIds: containerIds(pod),
+      });
+    } catch (err) {
+      if (!(err instanceof KubepodsError)) throw err;
+      return { error: `${id}: ${err.message}` };
+    }
+    if (cgroupPath === null) {
+      return {
+        unplaced: true,
+        error:
+          `${id}: its cgroup is not known yet: no kubepods.slice or kubepods cgroup, so the ` +
+          "kubelet's cgroup driver is unknown (is the kubelet running, and --cgroup-root the " +
+          "node's cgroup2 mount?)",
+      };
+    }
+    return { rule: podSloRule(meta, cgroupPath, decision) };
+  }
 }
