@@ -4,7 +4,8 @@
 // kernel without sched_ext (the agent then only resolves and serves; there is no map to time), or
 // inside the sched_ext VM (`vm/cli.js -- node dist/bench/agent-cost.js ...`).
 //   node dist/bench/agent-cost.js --out DIR [--cgroup-root /sys/fs/cgroup] [--slos 1,100,1000]
-//        [--rest-s 60] [--churn-s 30] [--creations 500] [--label native]
+//        [--rest-s 300] [--churn-s 30] [--creations 500] [--label native]
+// The rest window is one safety-pass interval of the agent (5 minutes), so that it holds one pass.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,7 +25,7 @@ const { values } = parseArgs({
     out: { type: "string", default: process.env.SCXVM_OUT ?? "/tmp" },
     "cgroup-root": { type: "string", default: "/sys/fs/cgroup" },
     slos: { type: "string", default: "1,100,1000" },
-    "rest-s": { type: "string", default: "60" },
+    "rest-s": { type: "string", default: "300" },
     "churn-s": { type: "string", default: "30" },
     creations: { type: "string", default: "500" },
     label: { type: "string", default: "" },

@@ -47,6 +47,13 @@ import { Supervisor, type SupervisorOptions } from "./supervisor.js";
 
 /** Unknown neighbour cgroup ids are looked up (a walk of the tree) at most this often. */
 const NEIGHBOUR_LOOKUP_MS = 10_000;
+/**
+ * The safety pass re-resolves every rule and re-reads the map, catching what no event told: an
+ * inotify queue overflow (which fs.watch drops silently) or a map written around the agent. It
+ * is what the agent costs at rest, in proportion to the SLO cgroups (a stat each, the map listed),
+ * so it runs every 5 minutes, not every minute; events carry everything else at once.
+ */
+const SAFETY_PASS_MS = 300_000;
 
 /** /metrics and /status show stats at most this old (concurrent scrapes share one read). */
 const STATS_MAX_AGE_MS = 1000;
@@ -215,7 +222,7 @@ export class Agent {
     this.rescanTimer = setInterval(() => {
       void this.modes.apply();
       void this.reconciler.request(SAFETY_PASS);
-    }, o.rescanMs ?? 60_000);
+    }, o.rescanMs ?? SAFETY_PASS_MS);
     return this.server.url;
   }
 
