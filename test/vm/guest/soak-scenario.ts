@@ -12,6 +12,7 @@
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { SoakSample } from "../../../bench/soak-check.js";
 import { parseCyclictestHistogram } from "../../../bench/workloads/cyclictest.js";
 import { cgroupId, createCgroup, removeCgroup } from "../../../src/cgroup/cgroupfs.js";
 import { spawnInCgroup } from "../../../src/cgroup/spawn.js";
@@ -44,37 +45,10 @@ const CRIT = "/soak/crit";
 const AGENT_CG = "/soak/agent";
 const CRIT_BUDGET_NS = 1_000_000;
 
-interface Sample {
-  t_s: number;
-  p99_us: number;
-  p50_us: number;
-  samples: number;
-  agent_pid: number;
-  agent_life: number;
-  agent_age_s: number;
-  rss_kib: number | null;
-  map_entries: number;
-  wanted: number;
-  leaked: number;
-  missing: number;
-  wrong_values: number;
-  converge_ms: number;
-  fallback_ms_total: number;
-  attached_s_total: number;
-  disables: number;
-  ejections: number;
-  watchdog_ejections: number;
-  rcu_stall_ejections: number;
-  rcu_stalls: number;
-  kernel_errors: number;
-  state: string;
-  agent_state: string | null;
-  safe_mode: boolean | null;
-}
 const t0 = performance.now();
 const tS = () => (performance.now() - t0) / 1000;
 const events: { t_s: number; what: string }[] = [];
-const samples: Sample[] = [];
+const samples: SoakSample[] = [];
 const out: Record<string, unknown> = { params: P, samples, events };
 const save = () => writeFileSync(path.join(OUT, "soak.json"), JSON.stringify(out, null, 1));
 const note = (what: string) => {
