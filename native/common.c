@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -88,6 +89,20 @@ void unlink_pin(const char *pin_dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
 	unlink(path);
+}
+
+void purge_pin_dir(const char *pin_dir)
+{
+	/* Every pin, whichever maps the build that pinned them has. */
+	DIR *dir = opendir(pin_dir);
+	struct dirent *e;
+
+	while (dir && (e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			unlink_pin(pin_dir, e->d_name);
+	if (dir)
+		closedir(dir);
+	rmdir(pin_dir);
 }
 
 int ensure_dir(const char *dir)

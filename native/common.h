@@ -27,6 +27,8 @@ int read_text(const char *path, char *buf, size_t size);
 int read_ops_name(char *buf, size_t size);
 int pin_exists(const char *pin_dir, const char *name);
 void unlink_pin(const char *pin_dir, const char *name);
+/* Unpins everything in pin_dir and removes the folder. */
+void purge_pin_dir(const char *pin_dir);
 int ensure_dir(const char *dir);
 int open_pinned_map(const char *pin_dir, const char *name);
 void json_string(FILE *f, const char *s);

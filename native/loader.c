@@ -621,18 +621,8 @@ static int cmd_unload(const char *pin_dir, int purge)
 	if (geteuid() != 0)
 		return fail("not root: unloading a BPF scheduler needs root");
 	unlink_pin(pin_dir, "link");
-	if (purge) {
-		/* Every pin, whichever maps this build of the object has. */
-		DIR *dir = opendir(pin_dir);
-		struct dirent *e;
-
-		while (dir && (e = readdir(dir)))
-			if (e->d_name[0] != '.')
-				unlink_pin(pin_dir, e->d_name);
-		if (dir)
-			closedir(dir);
-		rmdir(pin_dir);
-	}
+	if (purge)
+		purge_pin_dir(pin_dir);
 	printf("{\"ok\":true,\"unloaded\":%s,\"purged\":%s}\n", had_link ? "true" : "false",
 	       purge ? "true" : "false");
 	return 0;

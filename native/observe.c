@@ -184,17 +184,8 @@ int cmd_unobserve(const char *pin_dir, int purge)
 	if (geteuid() != 0)
 		return fail("not root: stopping the observer needs root");
 	unpin_links(pin_dir);
-	if (purge) {
-		DIR *dir = opendir(pin_dir);
-		struct dirent *e;
-
-		while (dir && (e = readdir(dir)))
-			if (e->d_name[0] != '.')
-				unlink_pin(pin_dir, e->d_name);
-		if (dir)
-			closedir(dir);
-		rmdir(pin_dir);
-	}
+	if (purge)
+		purge_pin_dir(pin_dir);
 	printf("{\"ok\":true,\"stopped\":%s,\"purged\":%s}\n", had ? "true" : "false",
 	       purge ? "true" : "false");
 	return 0;
