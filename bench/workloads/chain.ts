@@ -11,10 +11,10 @@
 // arm's steps. Started per cell, six node processes starting at once under the emulated CPU
 // spent the window compiling rather than serving. Each cell starts only its generator.
 import type { ChildProcess } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnInCgroup } from "../../src/cgroup/spawn.js";
+import { freePorts } from "../../src/util/free-ports.js";
 import type { CellContext, RunningWorkload, Workload } from "../workload.js";
 import type { LoadgenResult } from "./http-loadgen.js";
 import { calibrateHashIters } from "./http-server.js";
@@ -51,24 +51,6 @@ export const CHAIN_DEFAULTS: ChainOptions = {
 };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-/** n distinct free TCP ports on 127.0.0.1 (all held at once while asking, so no two coincide). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.once("error", reject);
-          s.listen(0, "127.0.0.1", () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
 
 /** Each hop's argv: hop i listens on ports[i] and calls ports[i + 1]; the last calls nobody. */
 export function chainArgv(ports: readonly number[], iters: number): string[][] {

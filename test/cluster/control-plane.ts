@@ -22,11 +22,11 @@ import {
 } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { freePorts } from "../../src/util/free-ports.js";
 
 const execFileP = promisify(execFile);
 
@@ -140,24 +140,6 @@ export interface ControlPlane {
   rss(): { etcdKiB: number; apiServerKiB: number };
   /** Stops both (SIGTERM, then SIGKILL) and removes the temporary folder. */
   stop(): Promise<void>;
-}
-
-/** Ports the kernel hands out for port 0, released just before the processes bind them. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.once("error", reject);
-          s.listen(0, "127.0.0.1", () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 /**

@@ -8,7 +8,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { ConnPool } from "../../bench/workloads/chain-service.js";
-import { chainArgv, freePorts } from "../../bench/workloads/chain.js";
+import { chainArgv } from "../../bench/workloads/chain.js";
+import { freePorts } from "../../src/util/free-ports.js";
 import { openConns, runOpenLoop } from "../../bench/workloads/http-loadgen.js";
 
 /** Starts the chain's services as child processes; resolves once each has printed its port. */
