@@ -48,7 +48,8 @@ const pod = (i: number) => `${TREE}/pods/p${String(i).padStart(3, "0")}`;
 
 /** The rule that makes n of the 1000 pods SLO cgroups. */
 function config(n: number): string {
-  if (n === 1) return `${pod(0)} 10 50\n`;
+  // Each size also covers new/, where the churn and the creations happen (empty at rest).
+  if (n === 1) return `${pod(0)} 10 50\n${TREE}/new/* 10 50\n`;
   if (n === 100) return `${TREE}/pods/p0[0-9][0-9] 10 50\n${TREE}/new/* 10 50\n`;
   if (n === 1000) return `${TREE}/pods/p* 10 50\n${TREE}/new/* 10 50\n`;
   throw new Error(`--slos takes 1, 100 or 1000, got ${n}`);
