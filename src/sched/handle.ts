@@ -64,6 +64,8 @@ export class SchedulerHandle extends EventEmitter {
   private checkedMapIno: bigint | null = null;
   private checking = false;
   private foreignLogged: bigint | null = null;
+  /** This build's own load or hand-over is under way: the pins it is making are checked after. */
+  private loading = false;
 
   constructor(private readonly o: SchedulerHandleOptions) {
     super();
@@ -123,6 +125,15 @@ export class SchedulerHandle extends EventEmitter {
    * rather than running a second verifier beside it), else loads the object afresh.
    */
   async attach(): Promise<void> {
+    this.loading = true;
+    try {
+      await this.attachNow();
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  private async attachNow(): Promise<void> {
     const standby = this.standby;
     this.standby = null;
     if (standby && !standby.ready) await withTimeout(standby.prepared, STANDBY_WAIT_MS);
@@ -148,7 +159,10 @@ export class SchedulerHandle extends EventEmitter {
    * out for its maps until they are replaced.
    */
   async adopt(): Promise<boolean> {
-    const h = await adoptScheduler(this.o.paths, this.o.load ?? {});
+    this.loading = true;
+    const h = await adoptScheduler(this.o.paths, this.o.load ?? {}).finally(
+      () => (this.loading = false),
+    );
     this.noteHandOver(h);
     this.checkedMapIno = this.mapIno();
     return h !== null;
@@ -164,7 +178,7 @@ export class SchedulerHandle extends EventEmitter {
 
   /** Asks the loader whether the pins at ino are of this build's layout; one check at a time. */
   private checkLayout(ino: bigint): void {
-    if (this.checking) return;
+    if (this.checking || this.loading) return;
     this.checking = true;
     void schedulerStatus(this.o.paths)
       .then((st) => {
