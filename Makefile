@@ -55,7 +55,7 @@ $(BUILD)/observe_baseline.bpf.o: bpf/observe.bpf.c $(BPF_HEADERS) | setup
 
 ## native: the loader, linked against Debian's libbpf 1.4.6 (no skeleton: opened at run time)
 NATIVE_SRC := native/loader.c native/common.c native/serve.c native/abi.c native/observe.c \
-	native/layout.c
+	native/layout.c native/status.c native/libbpf_log.c
 native: $(BUILD)/scx-slo-loader
 $(BUILD)/scx-slo-loader: $(NATIVE_SRC) native/common.h bpf/scx_slo.h | setup
 	@mkdir -p $(BUILD)

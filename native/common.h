@@ -45,7 +45,10 @@ int open_pinned_maps(const char *pin_dir, struct pinned_maps *m);
 void close_pinned_maps(struct pinned_maps *m);
 int nr_possible_cpus(void);
 
-/* Writes the status object's fields (no braces) for `status` and serve's `status`. */
+/* The observer's links pinned in pin_dir. */
+int observer_links_pinned(const char *pin_dir);
+
+/* Writes the status object's fields (no braces) for `status` and serve's `status` (status.c). */
 void write_status_fields(FILE *f, const char *pin_dir, const struct pinned_maps *m);
 
 /* The counters of bpf/scx_slo.h's SLO_COUNTERS, by enum slo_counter (abi.c). */
@@ -55,9 +58,11 @@ struct counter_desc {
 extern const struct counter_desc slo_counter_desc[NR_SLO_COUNTERS];
 void write_counters(FILE *f, int counters_fd);
 
-/* libbpf's messages (the verifier log among them), kept to be shown when loading fails. */
+/* libbpf's messages (the verifier log among them), kept to be shown when loading fails
+ * (libbpf_log.c). keep_libbpf_log starts a fresh log; show_libbpf_debug keeps debug lines too. */
 void keep_libbpf_log(void);
 const char *kept_libbpf_log(void);
+void show_libbpf_debug(bool on);
 
 /* Layout identity (layout.c): which build's maps are pinned, and whether this build may reuse them. */
 #define LAYOUT_PIN "layout_map"
@@ -79,7 +84,6 @@ void write_layout_status(FILE *f, const char *pin_dir, const char *obj_path);
 int cmd_abi(void);
 int cmd_status(const char *pin_dir, const char *obj_path);
 int cmd_serve(const char *pin_dir);
-int observer_links_pinned(const char *pin_dir);
 int cmd_observe(const char *pin_dir, const char *obj_path, const char *slo_pin_dir);
 int cmd_unobserve(const char *pin_dir, int purge);
 

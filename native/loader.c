@@ -35,37 +35,6 @@
 
 #include "common.h"
 
-static char verifier_log[1 << 20];
-static size_t verifier_log_len;
-static int verbose;
-
-/* libbpf's messages (the verifier log among them) are kept and shown only when loading fails. */
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
-{
-	if (level == LIBBPF_DEBUG && !verbose)
-		return 0;
-	if (verifier_log_len < sizeof(verifier_log) - 1) {
-		int n = vsnprintf(verifier_log + verifier_log_len,
-				  sizeof(verifier_log) - verifier_log_len, fmt, args);
-		if (n > 0)
-			verifier_log_len += (size_t)n;
-		if (verifier_log_len >= sizeof(verifier_log))
-			verifier_log_len = sizeof(verifier_log) - 1;
-	}
-	return 0;
-}
-
-void keep_libbpf_log(void)
-{
-	verifier_log_len = 0;
-	libbpf_set_print(libbpf_print);
-}
-
-const char *kept_libbpf_log(void)
-{
-	return verifier_log_len ? verifier_log : "(no log)\n";
-}
-
 /* Write a .rodata variable of the object before load (no skeleton: see README, native/). */
 static int set_rodata(struct bpf_object *obj, const char *name, const void *val, size_t size)
 {
@@ -310,7 +279,7 @@ static int prepare_object(const char *pin_dir, const struct load_opts *o, bool s
 	if (!standby && ensure_dir(pin_dir))
 		return fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)", pin_dir,
 			    strerror(errno));
-	libbpf_set_print(libbpf_print);
+	keep_libbpf_log();
 	if (open_object(pin_dir, o, 0, standby, p)) {
 		close_prepared(p);
 		return 1;
@@ -322,7 +291,7 @@ static int prepare_object(const char *pin_dir, const struct load_opts *o, bool s
 
 		if (missing) {
 			close_prepared(p);
-			verifier_log_len = 0;
+			keep_libbpf_log();
 			if (open_object(pin_dir, o, missing, standby, p)) {
 				close_prepared(p);
 				return 1;
@@ -331,7 +300,7 @@ static int prepare_object(const char *pin_dir, const struct load_opts *o, bool s
 		}
 	}
 	if (err) {
-		const char *tail = verifier_log_len ? verifier_log : "(no log)\n";
+		const char *tail = kept_libbpf_log();
 
 		fprintf(stderr,
 			"scx-slo-loader: error: the kernel rejected %s (%s); verifier log follows\n%s",
@@ -534,7 +503,7 @@ static int cmd_adopt(const char *pin_dir, const struct load_opts *o)
 		return fail("scx_slo is not attached with its link pinned at %s: nothing to adopt",
 			    pin_dir);
 	/* Opening is enough to know the layout; the verifier runs only for a hand-over. */
-	libbpf_set_print(libbpf_print);
+	keep_libbpf_log();
 	if (open_object(pin_dir, o, 0, false, &p)) {
 		close_prepared(&p);
 		return 1;
@@ -736,7 +705,7 @@ int main(int argc, char **argv)
 			break;
 		case 'L': slo_pin_dir = optarg; break;
 		case 'S': stop = 1; break;
-		case 'v': verbose = 1; break;
+		case 'v': show_libbpf_debug(true); break;
 		default: usage(); return 2;
 		}
 	}

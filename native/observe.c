@@ -23,20 +23,6 @@ static const char *const shared_slo_maps[] = { "slo_map", "control_map" };
 #define NR_SHARED_SLO_MAPS (sizeof(shared_slo_maps) / sizeof(shared_slo_maps[0]))
 #define MAX_OBSERVE_LINKS 8
 
-int observer_links_pinned(const char *pin_dir)
-{
-	DIR *dir = opendir(pin_dir);
-	struct dirent *e;
-	int n = 0;
-
-	while (dir && (e = readdir(dir)))
-		if (!strncmp(e->d_name, OBSERVE_LINK_PREFIX, strlen(OBSERVE_LINK_PREFIX)))
-			n++;
-	if (dir)
-		closedir(dir);
-	return n;
-}
-
 static void unpin_links(const char *pin_dir)
 {
 	DIR *dir = opendir(pin_dir);
