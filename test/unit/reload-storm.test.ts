@@ -74,8 +74,8 @@ test(`${RELOADS} SIGHUP reloads with rewrites: RSS stays within a few MiB`, asyn
     assert.ok(applied >= RELOADS / 4, `only ${applied} changes applied`);
     // Each reload leaves garbage in V8's old space until its next full collection: RSS rises to
     // a plateau in the first thousands of reloads and stays there; it must not grow with the
-    // number of reloads. A read buffer of the size limit (1 MiB) per reload used to add its own,
-    // lasting growth through the C allocator.
+    // number of reloads. A read buffer of the size limit (1 MiB) allocated per reload would add
+    // its own, lasting growth through the C allocator.
     assert.ok(
       after - half <= 3,
       `RSS grew ${(after - half).toFixed(1)} MiB from ${RELOADS / 2} to ${RELOADS} reloads`,
