@@ -655,6 +655,16 @@ test(
     );
     // The informers retry at most 7.5 s apart (informer.ts: DEFAULT_BACKOFF, jittered).
     assert.ok(appliedMs < 12_000, `applied ${appliedMs} ms after the API server was back`);
+    // Each informer resumes on its own back-off: the changes above may arrive through the first.
+    await until(
+      "every watch resumed",
+      async () =>
+        ["pods", "slopolicies", "nodes"].every(
+          (r) => (agentRequests(mark)[`watch ${r}`] ?? 0) >= 1,
+        ),
+      20_000,
+      200,
+    );
     const counts = agentRequests(mark);
     console.log(`# the agent's requests from the outage on: ${JSON.stringify(counts)}`);
     for (const r of ["pods", "slopolicies", "nodes"]) {
@@ -677,8 +687,9 @@ test(
     await cp!.stopApiServer();
     await cp!.startApiServer();
     await until(
-      "a list of pods after 410",
-      async () => (agentRequests(mark)["list pods"] ?? 0) >= 1,
+      "a list by each informer after 410",
+      async () =>
+        ["pods", "slopolicies", "nodes"].every((r) => (agentRequests(mark)[`list ${r}`] ?? 0) >= 1),
       30_000,
       200,
     );
