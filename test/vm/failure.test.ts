@@ -75,7 +75,7 @@ stop_agent
   );
 });
 
-test("agent SIGKILL under load: scheduler stays attached, critical p99 in the gap within 1.2x of before, a new agent adopts", async () => {
+test("agent SIGKILL under load: scheduler stays attached, critical p99 in the gap within 1.5x of before, a new agent adopts", async () => {
   const { r, result } = await scenario(
     "kill-gap",
     String.raw`
@@ -152,6 +152,16 @@ stop_agent
   assert.equal(result.state, "attached");
   assert.equal(result.applied, 1);
   assert.ok(idle < 0.02, `the hogs kept both CPUs busy (idle ${(100 * idle).toFixed(1)}%)`);
-  assert.ok(alive.samples > 15_000 && gap.samples > 15_000);
-  assert.ok(gap.p99_us <= 1.2 * alive.p99_us, `gap p99 ${gap.p99_us} us vs ${alive.p99_us} us`);
+  // 18,000 periods a side; a busy host stalls the emulator and cyclictest skips the periods it
+  // overran. A quarter of them still leaves 45 samples beyond each p99, while a critical cgroup
+  // that lost its SLO among these hogs overruns most periods and falls below.
+  assert.ok(
+    alive.samples > 4_500 && gap.samples > 4_500,
+    `enough periods measured (${alive.samples} + ${gap.samples})`,
+  );
+  // The host's other work moves a single window's p99 either way by more than this bound (the
+  // emulator's threads share two cores with it); pooling three interleaved rounds narrows that.
+  // Losing the SLO while the agent is dead costs several times more. Spread and that calibration:
+  // docs/reliability.md.
+  assert.ok(gap.p99_us <= 1.5 * alive.p99_us, `gap p99 ${gap.p99_us} us vs ${alive.p99_us} us`);
 });
