@@ -75,23 +75,39 @@ stop_agent
   );
 });
 
-test("agent SIGKILL under load: scheduler stays attached, critical p99 in the gap within 1.2x of before, a new agent adopts", async () => {
+test("agent SIGKILL under load: scheduler stays attached, critical p99 in the gap within 1.5x of before, a new agent adopts", async () => {
   const { r, result } = await scenario(
     "kill-gap",
     String.raw`
 mkdir $CG/crit $CG/batch
 echo "/crit 1 90" > /tmp/slo.conf
-measure() { in_cgroup /crit cyclictest -q -m -D$2 -i1000 -h100000 > "$OUT/$1.txt" || fail "cyclictest $1"; }
+# Idle and total CPU ticks over the measurement windows: the load must hold in every one of them.
+IDLE=0 TOTAL=0
+idle_ticks() { awk '$1 == "cpu" { print $5 + $6 }' /proc/stat; }
+all_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+measure() {
+  _i0=$(idle_ticks) _a0=$(all_ticks)
+  in_cgroup /crit cyclictest -q -m -D$2 -i1000 -h100000 > "$OUT/$1.txt" || fail "cyclictest $1"
+  IDLE=$(( IDLE + $(idle_ticks) - _i0 )) TOTAL=$(( TOTAL + $(all_ticks) - _a0 ))
+}
+# The agent as it runs between incidents: started, its standby copy verified.
+settled() { ready && standby_is ready; }
 start_agent /tmp/slo.conf
 wait_until 120 ready || fail "agent not ready"
 wait_until 10 metric_is scx_slo_budget_seconds /crit 0.001 || fail "SLO not applied"
 seq0=$(enable_seq)
-in_cgroup /batch stress-ng --cpu 8 --timeout 300 --quiet & HOGS=$!
+# stress-ng writes its temporary files to the working directory unless told otherwise, and the
+# checkout is read-only in the guest: without --temp-path it exits at once and nothing is loaded.
+in_cgroup /batch stress-ng --cpu 8 --timeout 600 --quiet --temp-path /tmp & HOGS=$!
 # The first run of a workload in a fresh emulator is slower (code not yet translated): warm up.
 measure warm-up 3
-# Three rounds, interleaved so that drift in the emulator hits both sides alike: agent alive,
-# then agent killed (-9), then a new agent adopts.
+IDLE=0 TOTAL=0
+kill -0 $HOGS 2>/dev/null || fail "the hogs are not running"
+# Three rounds, interleaved so that drift in the emulator hits both sides alike: agent alive
+# (settled), then agent killed (-9) and measured at once, then a new agent adopts.
 for round in 1 2 3; do
+  wait_until 120 settled || fail "agent not settled (round $round)"
+  sleep 2
   measure "alive-$round" 6
   kill -9 $AGENT; wait $AGENT 2>/dev/null; AGENT=
   attached || fail "scheduler not attached after the kill"
@@ -99,25 +115,33 @@ for round in 1 2 3; do
   attached || fail "scheduler lost during the gap"
   start_agent /tmp/slo.conf
   wait_until 120 ready || fail "new agent not ready (round $round)"
-  sleep 2
 done
 seq1=$(enable_seq)
 status_json > $OUT/status.json
-kill $HOGS
-jq -n --argjson s0 $seq0 --argjson s1 $seq1 --slurpfile s $OUT/status.json \
-  '{enable_seq_before:$s0, enable_seq_after:$s1, adopted:$s[0].scheduler.adopted,
-    state:$s[0].scheduler.state, applied:$s[0].slos.applied}' > $OUT/result.json
+kill $HOGS || fail "the hogs ended before the last window"
+jq -n --argjson s0 $seq0 --argjson s1 $seq1 --argjson idle $IDLE --argjson total $TOTAL \
+  --slurpfile s $OUT/status.json \
+  '{enable_seq_before:$s0, enable_seq_after:$s1, idle_ticks:$idle, total_ticks:$total,
+    adopted:$s[0].scheduler.adopted, state:$s[0].scheduler.state, applied:$s[0].slos.applied}' \
+  > $OUT/result.json
 stop_agent
 `,
-    300_000,
+    420_000,
   );
   const read = (f: string) => readFileSync(path.join(r.outDir, `${f}.txt`), "utf8");
   const pooled = (side: string) =>
     parseCyclictestHistogram([1, 2, 3].map((n) => read(`${side}-${n}`)).join(""));
   const alive = pooled("alive");
   const gap = pooled("gap");
+  const rounds = [1, 2, 3]
+    .map(
+      (n) =>
+        `${parseCyclictestHistogram(read(`alive-${n}`)).p99_us}/${parseCyclictestHistogram(read(`gap-${n}`)).p99_us}`,
+    )
+    .join(" ");
+  const idle = (result.idle_ticks as number) / (result.total_ticks as number);
   console.log(
-    `# under 8 hogs: critical p99 ${alive.p99_us} us with the agent alive, ${gap.p99_us} us while it was dead (${(gap.p99_us / alive.p99_us).toFixed(2)}x; ${alive.samples} + ${gap.samples} samples)`,
+    `# under 8 hogs (CPUs ${(100 * (1 - idle)).toFixed(1)}% busy): critical p99 ${alive.p99_us} us with the agent alive, ${gap.p99_us} us while it was dead (${(gap.p99_us / alive.p99_us).toFixed(2)}x; rounds alive/dead ${rounds} us; ${alive.samples} + ${gap.samples} samples)`,
   );
   assert.equal(
     result.enable_seq_after,
@@ -127,6 +151,17 @@ stop_agent
   assert.equal(result.adopted, true);
   assert.equal(result.state, "attached");
   assert.equal(result.applied, 1);
-  assert.ok(alive.samples > 15_000 && gap.samples > 15_000);
-  assert.ok(gap.p99_us <= 1.2 * alive.p99_us, `gap p99 ${gap.p99_us} us vs ${alive.p99_us} us`);
+  assert.ok(idle < 0.02, `the hogs kept both CPUs busy (idle ${(100 * idle).toFixed(1)}%)`);
+  // 18,000 periods a side; a busy host stalls the emulator and cyclictest skips the periods it
+  // overran. A quarter of them still leaves 45 samples beyond each p99, while a critical cgroup
+  // that lost its SLO among these hogs overruns most periods and falls below.
+  assert.ok(
+    alive.samples > 4_500 && gap.samples > 4_500,
+    `enough periods measured (${alive.samples} + ${gap.samples})`,
+  );
+  // The host's other work moves a single window's p99 either way by more than this bound (the
+  // emulator's threads share two cores with it); pooling three interleaved rounds narrows that.
+  // Losing the SLO while the agent is dead costs several times more. Spread and that calibration:
+  // docs/reliability.md.
+  assert.ok(gap.p99_us <= 1.5 * alive.p99_us, `gap p99 ${gap.p99_us} us vs ${alive.p99_us} us`);
 });
