@@ -35,6 +35,7 @@ import type { ReloadResult, RuleSource } from "../sources/rule-source.js";
 import type { ListenAddress } from "../util/listen.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { SharedResult } from "../util/shared-result.js";
+import { ChunkPool, TextChunks, type PooledText } from "../util/text-chunks.js";
 import { packageVersion } from "../util/version.js";
 import { MissLog } from "./miss-log.js";
 import { ModeControl, type ModeRequest } from "./mode.js";
@@ -42,7 +43,7 @@ import { ATTACHED_PASS, Reconciler, SAFETY_PASS, type ReconcilerState } from "./
 import { safeModeSwitch, writeSafeModeFlag, type SafeModeFlag } from "./safe-mode.js";
 import { DEFAULT_SELF_BUDGET_MS, selfSloRule } from "./self-slo.js";
 import { StatsReader } from "./stats.js";
-import { buildStatus } from "./status.js";
+import { buildStatus, writeStatusJson, type StatusParts } from "./status.js";
 import { Supervisor, type SupervisorOptions } from "./supervisor.js";
 
 /** Unknown neighbour cgroup ids are looked up (a walk of the tree) at most this often. */
@@ -334,7 +335,11 @@ export class Agent {
   }
 
   status(): AgentStatus {
-    return buildStatus({
+    return buildStatus(this.statusParts());
+  }
+
+  private statusParts(): StatusParts {
+    return {
       startedAt: this.startedAt,
       ready: this.ready(),
       sourceKind: this.options.source.kind,
@@ -350,7 +355,7 @@ export class Agent {
       slos: this.reconciler.state,
       stats: this.stats.stats,
       overload: this.overload,
-    });
+    };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -424,19 +429,33 @@ export class Agent {
   }
 
   private httpView(): AgentView {
-    // One render a second at most, shared by every reader in it.
-    const exposition = new SharedResult(async () => {
-      await this.stats.fresh(STATS_MAX_AGE_MS);
-      return Buffer.from(await this.metrics.render());
-    }, STATS_MAX_AGE_MS);
-    const statusJson = new SharedResult(async () => {
-      await this.stats.fresh(STATS_MAX_AGE_MS);
-      return Buffer.from(JSON.stringify(this.status()) + "\n");
-    }, STATS_MAX_AGE_MS);
+    // One render a second at most, shared by every reader in it. Each reader holds the text until
+    // its response is sent, the cache until it is too old; then its chunks serve the next render.
+    const shared = (render: (pool: ChunkPool) => Promise<PooledText>) => {
+      const pool = new ChunkPool();
+      const result = new SharedResult(
+        async () => {
+          await this.stats.fresh(STATS_MAX_AGE_MS);
+          return render(pool);
+        },
+        STATS_MAX_AGE_MS,
+        (text) => text.release(),
+      );
+      return async () => {
+        const text = (await result.get()).retain();
+        return { body: text.chunks, sent: () => text.release() };
+      };
+    };
+    const exposition = shared((pool) => this.metrics.renderText(pool));
+    const statusJson = shared(async (pool) => {
+      const out = new TextChunks(pool);
+      writeStatusJson(this.statusParts(), out);
+      return out.finish();
+    });
     return {
       metrics: async () => ({
         contentType: this.metrics.registry.contentType,
-        body: await exposition.get(),
+        ...(await exposition()),
       }),
       ready: () => this.ready(),
       sloCgroups: () =>
@@ -450,7 +469,7 @@ export class Agent {
         await this.stats.sample(OVERLOAD_SAMPLE_MAX_AGE_MS);
         return this.overload.evaluateAll(cgroups);
       },
-      status: () => statusJson.get(),
+      status: () => statusJson(),
     };
   }
 }

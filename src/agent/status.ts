@@ -1,5 +1,7 @@
 // GET /status, assembled from the parts that know each piece: the source, the supervisor, the
-// scheduler handle, the reconciler and the overload tracker. Pure: it reads, never changes.
+// scheduler handle, the reconciler and the overload tracker. Pure: it reads, never changes. The
+// JSON is written one SLO cgroup at a time (util/text-chunks.ts): with thousands of them, no
+// object tree or string of the whole is made.
 import type { AgentStatus } from "../api/status.js";
 import type { OverloadTracker } from "../metrics/overload.js";
 import type { SchedulerHandle } from "../sched/handle.js";
@@ -11,6 +13,10 @@ import type { ModeReport } from "./mode.js";
 import type { ReconcilerState } from "./reconciler.js";
 import type { SafeModeFlag } from "./safe-mode.js";
 import type { SupervisorStatus } from "./supervisor.js";
+import type { ResolvedSlo } from "../slo/model.js";
+import type { TextChunks } from "../util/text-chunks.js";
+
+type StatusCgroup = AgentStatus["cgroups"][number];
 
 export interface StatusParts {
   readonly startedAt: Date;
@@ -32,6 +38,21 @@ export interface StatusParts {
 }
 
 export function buildStatus(p: StatusParts): AgentStatus {
+  return { ...statusHead(p), cgroups: p.slos.desired.map((d) => statusCgroup(p, d)) };
+}
+
+/** The same as JSON and a newline, into out. */
+export function writeStatusJson(p: StatusParts, out: TextChunks): void {
+  // The head with an empty list last, written up to that list's "[".
+  const head = JSON.stringify({ ...statusHead(p), cgroups: [] });
+  out.write(head.slice(0, -2));
+  p.slos.desired.forEach((d, i) =>
+    out.write((i > 0 ? "," : "") + JSON.stringify(statusCgroup(p, d))),
+  );
+  out.write("]}\n");
+}
+
+function statusHead(p: StatusParts): Omit<AgentStatus, "cgroups"> {
   const sup = p.supervisor;
   const sys = p.handle.kernelState();
   return {
@@ -76,24 +97,25 @@ export function buildStatus(p: StatusParts): AgentStatus {
       last_reconcile: p.slos.lastReconcile,
       last_change: p.slos.lastChange,
     },
-    cgroups: p.slos.desired.map((d) => {
-      const st = p.stats.get(d.cgroupId);
-      return {
-        cgroup_id: String(d.cgroupId),
-        cgroup: d.cgroupPath,
-        namespace: d.labels.namespace ?? null,
-        pod: d.labels.pod ?? null,
-        budget_ns: Math.round(d.budgetNs),
-        importance: d.importance,
-        runs: st?.runs ?? 0,
-        misses: st?.misses ?? 0,
-        wait_max_ns: st?.waitMaxNs ?? 0,
-        hist: st?.hist ?? [],
-        overloaded: p.overload.evaluate(d.cgroupPath).overloaded,
-        origin: d.origin.source,
-        neighbours: p.neighbours(d.cgroupId).map((n) => ({ cgroup: n.cgroup, wait_ns: n.waitNs })),
-        throttled_ns: p.throttling(d.cgroupPath)?.throttledNs ?? null,
-      };
-    }),
+  };
+}
+
+function statusCgroup(p: StatusParts, d: ResolvedSlo): StatusCgroup {
+  const st = p.stats.get(d.cgroupId);
+  return {
+    cgroup_id: String(d.cgroupId),
+    cgroup: d.cgroupPath,
+    namespace: d.labels.namespace ?? null,
+    pod: d.labels.pod ?? null,
+    budget_ns: Math.round(d.budgetNs),
+    importance: d.importance,
+    runs: st?.runs ?? 0,
+    misses: st?.misses ?? 0,
+    wait_max_ns: st?.waitMaxNs ?? 0,
+    hist: st?.hist ?? [],
+    overloaded: p.overload.evaluate(d.cgroupPath).overloaded,
+    origin: d.origin.source,
+    neighbours: p.neighbours(d.cgroupId).map((n) => ({ cgroup: n.cgroup, wait_ns: n.waitNs })),
+    throttled_ns: p.throttling(d.cgroupPath)?.throttledNs ?? null,
   };
 }

@@ -19,16 +19,22 @@ export interface OverloadKey {
   readonly pod?: string;
 }
 
+/** A body shared by readers; sent is called once it has been sent (not if it was cut off). */
+export interface SharedBody {
+  readonly body: string | Buffer | readonly Buffer[];
+  readonly sent?: () => void;
+}
+
 /** What the routes read from the agent. */
 export interface AgentView {
-  metrics(): Promise<{ contentType: string; body: string | Buffer }>;
+  metrics(): Promise<SharedBody & { readonly contentType: string }>;
   ready(): { ready: boolean; reasons: string[] };
   /** The SLO cgroups on this node, for /overload's lookup. */
   sloCgroups(): readonly OverloadKey[];
   /** The verdict over these cgroups together. */
   verdict(cgroups: readonly string[]): Promise<OverloadVerdict>;
   /** /status, as its JSON text (shared by concurrent readers) or as a value. */
-  status(): Promise<AgentStatus | Buffer>;
+  status(): Promise<AgentStatus | SharedBody>;
 }
 
 export async function overloadReply(view: AgentView, params: URLSearchParams): Promise<Reply> {
@@ -77,12 +83,11 @@ export function agentRoutes(view: AgentView): Route {
     async (url) => {
       if (url.pathname === "/status") {
         const s = await view.status();
-        return Buffer.isBuffer(s)
-          ? { status: 200, contentType: "application/json", body: s }
+        return "body" in s
+          ? { status: 200, contentType: "application/json", ...s }
           : jsonReply(200, s);
       }
-      const m = await view.metrics();
-      return { status: 200, contentType: m.contentType, body: m.body };
+      return { status: 200, ...(await view.metrics()) };
     },
     MAX_HEAVY_IN_FLIGHT,
     busy,

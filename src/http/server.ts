@@ -6,13 +6,19 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ListenAddress } from "../util/listen.js";
+import { chunksLength } from "../util/text-chunks.js";
 
 export interface Reply {
   readonly status: number;
   readonly contentType: string;
-  /** A Buffer is written as is to every client that gets it (no copy per response). */
-  readonly body: string | Buffer;
+  /**
+   * Buffers are written as they are to every client that gets them (no copy per response); a
+   * list of them is sent in order as one body.
+   */
+  readonly body: string | Buffer | readonly Buffer[];
   readonly headers?: Readonly<Record<string, string>>;
+  /** Called once the response has been handed to the kernel; not if it was cut off before. */
+  readonly sent?: () => void;
 }
 
 export interface ServerLimits {
@@ -58,12 +64,25 @@ export function textReply(status: number, body: string): Reply {
 }
 
 function send(res: http.ServerResponse, reply: Reply): void {
+  const { body, sent } = reply;
+  if (sent) res.once("finish", sent);
+  const chunks = typeof body === "string" || Buffer.isBuffer(body) ? null : body;
   res.writeHead(reply.status, {
     "Content-Type": reply.contentType,
     "Cache-Control": "no-store",
+    ...(chunks ? { "Content-Length": String(chunksLength(chunks)) } : {}),
     ...reply.headers,
   });
-  res.end(res.req.method === "HEAD" ? undefined : reply.body);
+  if (res.req.method === "HEAD") {
+    res.end();
+    return;
+  }
+  if (chunks === null) {
+    res.end(body);
+    return;
+  }
+  for (const c of chunks) res.write(c);
+  res.end();
 }
 
 /**

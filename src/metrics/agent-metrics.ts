@@ -15,6 +15,7 @@ import {
 } from "../api/status.js";
 import type { SchedulerCounters } from "../sched/loader.js";
 import type { CounterDesc } from "../sched/replies.js";
+import { TextChunks, type ChunkPool, type PooledText } from "../util/text-chunks.js";
 import { CollectedMetric, type CollectedValue } from "./collected.js";
 import { renderPerSlo, type SloSample } from "./per-slo.js";
 
@@ -38,7 +39,12 @@ export interface MetricsView {
 
 export interface AgentMetrics {
   readonly registry: Registry;
-  /** The whole exposition: the registry's families and the per-SLO ones. */
+  /**
+   * The whole exposition, the registry's families and the per-SLO ones, as UTF-8 in chunks (of
+   * the pool, if given), held once by the caller.
+   */
+  renderText(pool?: ChunkPool): Promise<PooledText>;
+  /** The same as one string. */
   render(): Promise<string>;
   readonly configReloads: Counter<"result">;
   readonly sloUpdates: Counter<"op">;
@@ -179,9 +185,16 @@ export function createAgentMetrics(
   standbyAttaches.inc({ result: "ok" }, 0);
   standbyAttaches.inc({ result: "failed" }, 0);
   if (opts.defaultMetrics !== false) addDefaultMetrics(registry);
+  const renderText = async (pool?: ChunkPool) => {
+    const out = new TextChunks(pool);
+    out.write(await registry.metrics());
+    await renderPerSlo(view.slos(), p, out);
+    return out.finish();
+  };
   return {
     registry,
-    render: async () => (await registry.metrics()) + (await renderPerSlo(view.slos(), p)),
+    renderText,
+    render: async () => (await renderText()).toString(),
     configReloads,
     sloUpdates,
     sloEntries,

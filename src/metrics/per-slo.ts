@@ -1,12 +1,14 @@
 // The per-SLO-cgroup families of /metrics, written as Prometheus text here rather than through
-// prom-client: they grow with the SLO cgroups (up to the map's 4096, each with a wait histogram),
-// so they are rendered a slice of cgroups at a time, yielding to the event loop between slices, and
-// without an object per sample. Health probes and /overload stay answered while a large exposition
-// is rendered.
+// prom-client: they grow with the SLO cgroups (up to the map's 4096, each with a wait histogram,
+// about 5 KiB of text per cgroup), so they are rendered a slice of cgroups at a time, yielding to
+// the event loop between slices, without an object per sample, and straight into byte chunks
+// (util/text-chunks.ts), so that what stays on V8's heap during a render does not grow with the
+// cgroups. Health probes and /overload stay answered while a large exposition is rendered.
 
 import { HIST_BUCKETS, HIST_SUBS, bucketUpperNs } from "../sched/histogram.js";
 import type { CgroupStats } from "../sched/loader.js";
 import type { CpuThrottling } from "../sched/observer.js";
+import type { TextChunks } from "../util/text-chunks.js";
 
 /** One SLO cgroup as the metrics see it. */
 export interface SloSample {
@@ -44,8 +46,12 @@ export function waitBucketBoundsSeconds(): number[] {
   return EXPORTED_BUCKETS.map((i) => bucketUpperNs(i) / NS_PER_S);
 }
 
+/** Each exported bucket's `le` label as text, made once rather than once per line. */
+const LE_LABELS: readonly string[] = waitBucketBoundsSeconds().map((b) => `,le="${b}"} `);
+
 /** A label value as the text format wants it: backslash, double quote and newline escaped. */
 function esc(v: string): string {
+  if (!/[\\"\n]/.test(v)) return v;
   return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
@@ -72,14 +78,13 @@ export function waitHistogramLines(
   runs: number,
   waitSumNs: number,
 ): string {
-  const bounds = waitBucketBoundsSeconds();
   let out = "";
   let cumulative = 0;
   let next = 0;
   for (let i = 0; next < EXPORTED_BUCKETS.length; i++) {
     cumulative += hist[i] ?? 0;
     if (i !== EXPORTED_BUCKETS[next]) continue;
-    out += `${name}_bucket{${labels},le="${bounds[next]}"} ${Math.min(cumulative, runs)}\n`;
+    out += `${name}_bucket{${labels}${LE_LABELS[next]}${Math.min(cumulative, runs)}\n`;
     next++;
   }
   out += `${name}_bucket{${labels},le="+Inf"} ${runs}\n`;
@@ -194,22 +199,25 @@ export function perSloFamilyNames(prefix: string): string[] {
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
-/** Every per-SLO family as exposition text, yielding every SLICE cgroups. */
-export async function renderPerSlo(slos: readonly SloSample[], prefix: string): Promise<string> {
-  const labels = slos.map(labelText);
-  const parts: string[] = [];
+/** Every per-SLO family as exposition text into out, yielding every SLICE cgroups. */
+export async function renderPerSlo(
+  slos: readonly SloSample[],
+  prefix: string,
+  out: TextChunks,
+): Promise<void> {
   let sinceYield = 0;
   for (const f of FAMILIES) {
     const name = prefix + f.name;
-    parts.push(`# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`);
-    for (let i = 0; i < slos.length; i++) {
-      const text = f.lines(slos[i]!, labels[i]!, name);
-      if (text !== null) parts.push(text);
+    out.write(`# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`);
+    for (const s of slos) {
+      // Made again for each family rather than kept for the whole render: short-lived, it is
+      // collected young; a list of them all would be promoted to the old generation each render.
+      const text = f.lines(s, labelText(s), name);
+      if (text !== null) out.write(text);
       if (++sinceYield >= SLICE) {
         sinceYield = 0;
         await yieldToLoop();
       }
     }
   }
-  return parts.join("");
 }
