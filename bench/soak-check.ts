@@ -3,7 +3,19 @@
 // watchdog ejections, time in fallback, kernel log errors. One table for the short run in CI and
 // the hours-long record (bench/soak.ts), with the thresholds each is held to.
 
-export interface SoakSample {
+/** What the kernel's log and sched_ext's state say so far, in a sample and at the end. */
+export interface SoakKernelCounts {
+  fallback_ms_total: number;
+  attached_s_total: number;
+  disables: number;
+  ejections: number;
+  watchdog_ejections: number;
+  rcu_stall_ejections?: number;
+  rcu_stalls?: number;
+  kernel_errors: number;
+}
+
+export interface SoakSample extends SoakKernelCounts {
   t_s: number;
   p99_us: number;
   p50_us: number;
@@ -18,14 +30,6 @@ export interface SoakSample {
   missing: number;
   wrong_values: number;
   converge_ms: number;
-  fallback_ms_total: number;
-  attached_s_total: number;
-  disables: number;
-  ejections: number;
-  watchdog_ejections: number;
-  rcu_stall_ejections?: number;
-  rcu_stalls?: number;
-  kernel_errors: number;
   state: string;
   agent_state: string | null;
   safe_mode: boolean | null;
@@ -49,15 +53,7 @@ export interface SoakRun {
     state: string;
     ops: string | null;
     enable_seq: number;
-    fallback_ms_total: number;
-    attached_s_total: number;
-    disables: number;
-    ejections: number;
-    watchdog_ejections: number;
-    rcu_stall_ejections?: number;
-    rcu_stalls?: number;
-    kernel_errors: number;
-  };
+  } & SoakKernelCounts;
 }
 
 export interface Limits {
